@@ -1,0 +1,148 @@
+//! A `state_dict`: official key -> tensor data, and moving it in and out of a network.
+
+use std::collections::BTreeMap;
+
+use burn::module::{Param, RunningState};
+use burn::tensor::{DType, Tensor, TensorData};
+
+use crate::nets::{NamedTensors, Slot};
+
+/// Tensors by official key, sorted by key.
+#[derive(Clone, Debug, Default)]
+pub struct StateDict(BTreeMap<String, TensorData>);
+
+impl StateDict {
+    pub fn insert(&mut self, key: String, data: TensorData) {
+        self.0.insert(key, data);
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<TensorData> {
+        self.0.remove(key)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&TensorData> {
+        self.0.get(key)
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.keys()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &TensorData)> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Shape of the tensor under `key`.
+    pub fn shape(&self, key: &str) -> Option<&[usize]> {
+        self.0.get(key).map(|d| d.shape().as_ref())
+    }
+
+    /// Rename every key with `f`; keys mapped to `None` are dropped.
+    pub fn rename(self, mut f: impl FnMut(&str) -> Option<String>) -> Self {
+        Self(self.0.into_iter().filter_map(|(k, v)| f(&k).map(|k| (k, v))).collect())
+    }
+
+    /// The entries under `prefix.`, with the prefix removed.
+    pub fn take_prefix(&mut self, prefix: &str) -> StateDict {
+        let dotted = format!("{prefix}.");
+        let keys: Vec<String> = self.0.keys().filter(|k| k.starts_with(&dotted)).cloned().collect();
+        let mut out = StateDict::default();
+        for k in keys {
+            let v = self.0.remove(&k).expect("listed key");
+            out.insert(k[dotted.len()..].to_string(), v);
+        }
+        out
+    }
+
+    /// Read every tensor of `net` (a clone: tensors are shared, not copied).
+    pub fn from_net(net: &(impl NamedTensors + Clone), prefix: &str) -> Self {
+        let mut dict = StateDict::default();
+        net.clone().visit_named(prefix, &mut |key, slot| dict.insert(key, slot.data()));
+        dict
+    }
+
+    /// Load every tensor of `net` from this dict.
+    ///
+    /// Fails, changing nothing, unless the keys and shapes match exactly; the
+    /// message lists missing and unexpected keys and wrong shapes.
+    pub fn load_into(mut self, net: &mut (impl NamedTensors + ?Sized)) -> Result<(), String> {
+        let mut missing = Vec::new();
+        let mut wrong = Vec::new();
+        net.visit_named("", &mut |key, slot| match self.0.get(&key) {
+            None if matches!(slot, Slot::Counter) => {}
+            None => missing.push(format!("{key} {:?}", slot.shape())),
+            Some(data) if data.shape().to_vec() != slot.shape() => {
+                wrong.push(format!("{key}: file {:?}, network {:?}", data.shape().to_vec(), slot.shape()))
+            }
+            Some(_) => {}
+        });
+        let mut expected = std::collections::HashSet::new();
+        net.visit_named("", &mut |key, _| {
+            expected.insert(key);
+        });
+        let unexpected: Vec<String> =
+            self.0.iter().filter(|(k, _)| !expected.contains(*k)).map(|(k, v)| format!("{k} {:?}", v.shape().to_vec())).collect();
+        if !(missing.is_empty() && wrong.is_empty() && unexpected.is_empty()) {
+            let mut parts = Vec::new();
+            if !missing.is_empty() {
+                parts.push(format!("missing keys: {}", abbreviate(&missing)));
+            }
+            if !unexpected.is_empty() {
+                parts.push(format!("unexpected keys: {}", abbreviate(&unexpected)));
+            }
+            if !wrong.is_empty() {
+                parts.push(format!("wrong shapes: {}", abbreviate(&wrong)));
+            }
+            return Err(parts.join("; "));
+        }
+        net.visit_named("", &mut |key, slot| {
+            if let Some(data) = self.0.remove(&key) {
+                set_slot(slot, data);
+            }
+        });
+        Ok(())
+    }
+}
+
+/// At most a few items of a long list, and how many more there are.
+fn abbreviate(items: &[String]) -> String {
+    const SHOWN: usize = 6;
+    if items.len() <= SHOWN {
+        items.join(", ")
+    } else {
+        format!("{}, ... ({} more)", items[..SHOWN].join(", "), items.len() - SHOWN)
+    }
+}
+
+/// Replace a slot's value, keeping its parameter id, device and gradient setting.
+pub fn set_slot(slot: Slot<'_>, data: TensorData) {
+    let data = data.convert_dtype(DType::F32);
+    match slot {
+        Slot::Weight(p) => replace(p, data),
+        Slot::Vector(p, _) => replace(p, data),
+        Slot::Running(r) => {
+            let device = r.value_sync().device();
+            *r = RunningState::new(Tensor::from_data(data, &device));
+        }
+        Slot::Counter => {}
+    }
+}
+
+fn replace<const D: usize>(p: &mut Param<Tensor<D>>, data: TensorData) {
+    *p = p.clone().map(|old| {
+        let fresh = Tensor::from_data(data, &old.device());
+        if old.is_require_grad() { fresh.require_grad() } else { fresh }
+    });
+}

@@ -1,0 +1,57 @@
+//! The command line: one subcommand per job, each with its own typed
+//! options struct (`cyclegan <command> --help` documents each flag).
+
+mod import;
+mod translate;
+
+use clap::{Parser, Subcommand};
+
+use crate::device::DeviceChoice;
+
+#[derive(Parser, Debug)]
+#[command(name = "cyclegan", version, about = "Unpaired image-to-image translation (CycleGAN, Zhu et al. 2017)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Translate images or folders with a trained generator.
+    Translate(translate::TranslateArgs),
+    /// Convert a PyTorch .pth network to a self-describing .safetensors file.
+    Import(import::ImportArgs),
+}
+
+/// Options shared by every command that computes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// Where the tensors live: cpu (default), cuda or wgpu (the latter two need a build with that feature).
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
+}
+
+impl DeviceArgs {
+    pub fn device(&self) -> anyhow::Result<burn::tensor::Device> {
+        self.device.device().map_err(anyhow::Error::msg)
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Translate(args) => translate::run(args),
+        Command::Import(args) => import::run(args),
+    }
+}
+
+/// An error and its causes on one line, for the terminal.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}

@@ -1,0 +1,67 @@
+//! `cyclegan translate`: images, folders and run folders through a generator.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::DeviceArgs;
+use crate::checkpoint::Direction;
+use crate::translate::{self, TranslateJob, Translator};
+
+#[derive(Args, Debug)]
+pub struct TranslateArgs {
+    /// A generator (.safetensors or PyTorch .pth), or a training run folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Images or folders of images (searched recursively).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output file for a single image, else an output folder mirroring the inputs.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Which generator of a run folder: a2b (G_A) or b2a (G_B).
+    #[arg(long, value_enum, default_value_t = Direction::A2B)]
+    pub direction: Direction,
+    /// Rescale each image to this width first (aspect ratio kept).
+    #[arg(long)]
+    pub load_size: Option<u32>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+pub fn run(args: TranslateArgs) -> anyhow::Result<()> {
+    let device = args.device.device()?;
+    let translator = Translator::open(&args.model, args.direction, &device)?;
+    let job = TranslateJob { inputs: args.inputs, output: args.output.clone(), load_size: args.load_size };
+    let total = crate::data::folder::find_images(&job.inputs)?.len();
+    let bar = if total > 1 {
+        let bar = ProgressBar::new(total as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed} < {eta}] {per_sec} {msg}")
+                .expect("valid template"),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let summary = translate::run(&translator, &job, |_| bar.inc(1))?;
+    bar.finish_and_clear();
+    for failure in &summary.failed {
+        eprintln!("error: {failure}");
+    }
+    let rate = summary.translated as f64 / summary.seconds.max(1e-9);
+    println!(
+        "translated {} image{} in {:.1} s ({:.2} images/s) -> {}",
+        summary.translated,
+        if summary.translated == 1 { "" } else { "s" },
+        summary.seconds,
+        rate,
+        args.output.display()
+    );
+    if !summary.failed.is_empty() {
+        bail!("{} of {} images could not be translated", summary.failed.len(), total);
+    }
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! The errors a user can cause, each naming the file and saying what is wrong with it.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {reason}", path.display())]
+    Image { path: PathBuf, reason: String },
+    #[error("{}: {reason}", path.display())]
+    Checkpoint { path: PathBuf, reason: String },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    pub fn image(path: &Path, reason: impl Into<String>) -> Self {
+        Self::Image { path: path.to_path_buf(), reason: reason.into() }
+    }
+
+    pub fn checkpoint(path: &Path, reason: impl Into<String>) -> Self {
+        Self::Checkpoint { path: path.to_path_buf(), reason: reason.into() }
+    }
+
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io { path: path.to_path_buf(), source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

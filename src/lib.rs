@@ -1,0 +1,24 @@
+//! CycleGAN: unpaired image-to-image translation (Zhu et al. 2017) on burn.
+//!
+//! The pipeline, in the order data flows through it:
+//!
+//! - [`image_io`]: decode any image file to a `[-1, 1]` tensor, encode back, write atomically;
+//! - [`data`]: the unaligned A/B dataset, its augmentation and the loader threads;
+//! - [`nets`]: generators and discriminators with the official parameter names;
+//! - [`ops`]: reflection padding and instance norm, fused on the CPU;
+//! - [`checkpoint`]: self-describing safetensors files, and `.pth` import without pickle code;
+//! - [`train`]: losses, the image pool, schedules, the optimisation step, the run folder;
+//! - [`translate`]: images, folders and large pictures through a trained generator;
+//! - [`cli`]: one typed options struct per command.
+
+pub mod checkpoint;
+pub mod device;
+pub mod error;
+pub mod fs;
+pub mod image_io;
+pub mod nets;
+pub mod ops;
+pub mod rng;
+pub mod data;
+pub mod translate;
+pub mod cli;

@@ -1,0 +1,117 @@
+//! The discriminators: the PatchGAN of pix2pix/CycleGAN (`basic` is the
+//! 70x70 one, `n_layers` sets its depth) and the 1x1 PixelGAN.
+//!
+//! Official keys: `model.{i}` for the PatchGAN (convs at 0, then every third
+//! index: `model.{0,2,5,8,11}` for `basic`), `net.{0,2,3,5}` for the PixelGAN.
+
+use burn::module::Module;
+use burn::tensor::activation::leaky_relu;
+use burn::tensor::{Device, Tensor};
+
+use super::init::Initializer;
+use super::layers::{Conv2d, Norm};
+use super::named::{NamedTensors, Slot};
+use super::{DiscriminatorConfig, key};
+use crate::rng::Rng;
+
+const LEAKY_SLOPE: f64 = 0.2;
+const KERNEL: usize = 4;
+const PAD: usize = 1;
+
+/// conv, norm, LeakyReLU(0.2).
+#[derive(Module, Debug)]
+pub struct PatchStage {
+    pub conv: Conv2d,
+    pub norm: Norm,
+}
+
+/// PatchGAN: a stride-2 conv and LeakyReLU, `n_layers - 1` more stride-2
+/// stages, one stride-1 stage, and a 1-channel stride-1 conv; each output
+/// value judges one receptive-field patch (70x70 with `n_layers = 3`).
+#[derive(Module, Debug)]
+pub struct NLayerDiscriminator {
+    pub first: Conv2d,
+    pub stages: Vec<PatchStage>,
+    pub last: Conv2d,
+}
+
+impl NLayerDiscriminator {
+    pub fn new(cfg: &DiscriminatorConfig, n_layers: usize, init: &Initializer, rng: &mut Rng, device: &Device) -> Self {
+        let ndf = cfg.ndf;
+        let bias = cfg.norm.conv_bias();
+        let first = Conv2d::new([cfg.input_nc, ndf], KERNEL, 2, PAD, true, init, rng, device);
+        let mut stages = Vec::new();
+        let mut mult = 1;
+        for n in 1..=n_layers {
+            let prev = mult;
+            mult = (1 << n).min(8);
+            let stride = if n < n_layers { 2 } else { 1 };
+            stages.push(PatchStage {
+                conv: Conv2d::new([ndf * prev, ndf * mult], KERNEL, stride, PAD, bias, init, rng, device),
+                norm: Norm::new(cfg.norm, ndf * mult, init, rng, device),
+            });
+        }
+        let last = Conv2d::new([ndf * mult, 1], KERNEL, 1, PAD, true, init, rng, device);
+        Self { first, stages, last }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut x = leaky_relu(self.first.forward(x), LEAKY_SLOPE);
+        for stage in &self.stages {
+            x = leaky_relu(stage.norm.forward(stage.conv.forward(x)), LEAKY_SLOPE);
+        }
+        self.last.forward(x)
+    }
+}
+
+impl NamedTensors for NLayerDiscriminator {
+    fn visit_named(&mut self, prefix: &str, f: &mut dyn FnMut(String, Slot<'_>)) {
+        let m = key(prefix, "model");
+        self.first.visit_named(&key(&m, 0), f);
+        let mut i = 2;
+        for stage in &mut self.stages {
+            stage.conv.visit_named(&key(&m, i), f);
+            stage.norm.visit_named(&key(&m, i + 1), f);
+            i += 3;
+        }
+        self.last.visit_named(&key(&m, i), f);
+    }
+}
+
+/// PixelGAN: 1x1 convs only, judging each pixel on its own.
+#[derive(Module, Debug)]
+pub struct PixelDiscriminator {
+    pub conv1: Conv2d,
+    pub conv2: Conv2d,
+    pub norm: Norm,
+    pub conv3: Conv2d,
+}
+
+impl PixelDiscriminator {
+    pub fn new(cfg: &DiscriminatorConfig, init: &Initializer, rng: &mut Rng, device: &Device) -> Self {
+        let ndf = cfg.ndf;
+        let bias = cfg.norm.conv_bias();
+        Self {
+            conv1: Conv2d::new([cfg.input_nc, ndf], 1, 1, 0, true, init, rng, device),
+            conv2: Conv2d::new([ndf, 2 * ndf], 1, 1, 0, bias, init, rng, device),
+            norm: Norm::new(cfg.norm, 2 * ndf, init, rng, device),
+            conv3: Conv2d::new([2 * ndf, 1], 1, 1, 0, bias, init, rng, device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = leaky_relu(self.conv1.forward(x), LEAKY_SLOPE);
+        let x = leaky_relu(self.norm.forward(self.conv2.forward(x)), LEAKY_SLOPE);
+        self.conv3.forward(x)
+    }
+}
+
+impl NamedTensors for PixelDiscriminator {
+    fn visit_named(&mut self, prefix: &str, f: &mut dyn FnMut(String, Slot<'_>)) {
+        let m = key(prefix, "net");
+        self.conv1.visit_named(&key(&m, 0), f);
+        self.conv2.visit_named(&key(&m, 2), f);
+        self.norm.visit_named(&key(&m, 3), f);
+        self.conv3.visit_named(&key(&m, 5), f);
+    }
+}

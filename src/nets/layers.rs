@@ -1,0 +1,230 @@
+//! The layers the CycleGAN networks are built from, each exposing its tensors
+//! under PyTorch's names (`weight`, `bias`, `running_mean`, ...).
+//!
+//! Training mode (batch statistics, dropout) is on exactly when the input
+//! lives on an autodiff device, as in burn's own layers: a network made for
+//! inference with `Module::valid()` always runs in evaluation mode.
+
+use burn::module::{Module, Param, RunningState};
+use burn::tensor::module::{conv2d, conv_transpose2d};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::{Device, Distribution, Tensor};
+
+use super::init::Initializer;
+use super::named::{NamedTensors, Slot, SlotRole};
+use super::{NormKind, key};
+use crate::ops;
+use crate::rng::Rng;
+
+/// `nn.Conv2d` with zero padding (reflection padding is a separate layer, as in PyTorch).
+#[derive(Module, Debug)]
+pub struct Conv2d {
+    /// `[out, in, k, k]`
+    pub weight: Param<Tensor<4>>,
+    pub bias: Option<Param<Tensor<1>>>,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Conv2d {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        channels: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        bias: bool,
+        init: &Initializer,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
+        let [c_in, c_out] = channels;
+        let weight = init.conv_weight([c_out, c_in, kernel, kernel], rng, device);
+        let bias = bias.then(|| init.bias(c_out, device));
+        Self { weight, bias, stride, padding }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let options = ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1);
+        conv2d(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()), options)
+    }
+}
+
+impl NamedTensors for Conv2d {
+    fn visit_named(&mut self, prefix: &str, f: &mut dyn FnMut(String, Slot<'_>)) {
+        f(key(prefix, "weight"), Slot::Weight(&mut self.weight));
+        if let Some(bias) = &mut self.bias {
+            f(key(prefix, "bias"), Slot::Vector(bias, SlotRole::ConvBias));
+        }
+    }
+}
+
+/// `nn.ConvTranspose2d`; the weight keeps PyTorch's `[in, out, k, k]` layout, as burn's does.
+#[derive(Module, Debug)]
+pub struct ConvTranspose2d {
+    /// `[in, out, k, k]`
+    pub weight: Param<Tensor<4>>,
+    pub bias: Option<Param<Tensor<1>>>,
+    pub stride: usize,
+    pub padding: usize,
+    pub output_padding: usize,
+}
+
+impl ConvTranspose2d {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        channels: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
+        bias: bool,
+        init: &Initializer,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
+        let [c_in, c_out] = channels;
+        let weight = init.conv_weight([c_in, c_out, kernel, kernel], rng, device);
+        let bias = bias.then(|| init.bias(c_out, device));
+        Self { weight, bias, stride, padding, output_padding }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let options =
+            ConvTransposeOptions::new([self.stride; 2], [self.padding; 2], [self.output_padding; 2], [1, 1], 1);
+        conv_transpose2d(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()), options)
+    }
+}
+
+impl NamedTensors for ConvTranspose2d {
+    fn visit_named(&mut self, prefix: &str, f: &mut dyn FnMut(String, Slot<'_>)) {
+        f(key(prefix, "weight"), Slot::Weight(&mut self.weight));
+        if let Some(bias) = &mut self.bias {
+            f(key(prefix, "bias"), Slot::Vector(bias, SlotRole::ConvBias));
+        }
+    }
+}
+
+/// PyTorch's default `eps` for both instance and batch norm.
+pub const NORM_EPS: f64 = 1e-5;
+/// PyTorch's default batch-norm momentum for the running statistics.
+const BATCH_NORM_MOMENTUM: f64 = 0.1;
+
+/// A learned per-channel scale and shift (`weight`, `bias`).
+#[derive(Module, Debug)]
+pub struct Affine {
+    pub weight: Param<Tensor<1>>,
+    pub bias: Param<Tensor<1>>,
+}
+
+/// Batch norm's running statistics (`running_mean`, `running_var`). Read them
+/// with `value_sync()`: burn's `RunningState` holds updates back until then.
+#[derive(Module, Debug)]
+pub struct RunningStats {
+    pub mean: RunningState<Tensor<1>>,
+    pub var: RunningState<Tensor<1>>,
+}
+
+/// One normalisation layer of the kind chosen by `--norm`.
+#[derive(Module, Debug)]
+pub struct Norm {
+    #[module(skip)]
+    pub kind: NormKind,
+    pub affine: Option<Affine>,
+    pub running: Option<RunningStats>,
+}
+
+impl Norm {
+    pub fn new(kind: NormKind, channels: usize, init: &Initializer, rng: &mut Rng, device: &Device) -> Self {
+        let affine = match kind {
+            NormKind::InstanceAffine | NormKind::Batch => Some(Affine {
+                weight: init.norm_weight(channels, rng, device),
+                bias: Param::from_tensor(Tensor::zeros([channels], device)),
+            }),
+            NormKind::Instance | NormKind::None => None,
+        };
+        let running = (kind == NormKind::Batch).then(|| RunningStats {
+            mean: RunningState::new(Tensor::zeros([channels], device)),
+            var: RunningState::new(Tensor::ones([channels], device)),
+        });
+        Self { kind, affine, running }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let y = match self.kind {
+            NormKind::None => return x,
+            NormKind::Instance | NormKind::InstanceAffine => ops::instance_norm(x, NORM_EPS),
+            NormKind::Batch => self.batch_norm(x),
+        };
+        match &self.affine {
+            Some(affine) => {
+                let c = affine.weight.dims()[0];
+                y * affine.weight.val().reshape([1, c, 1, 1]) + affine.bias.val().reshape([1, c, 1, 1])
+            }
+            None => y,
+        }
+    }
+
+    /// Normalise with batch statistics while training (updating the running
+    /// ones as PyTorch does, with the unbiased variance), with the running
+    /// statistics otherwise. Returns the normalised input before the affine.
+    fn batch_norm(&self, x: Tensor<4>) -> Tensor<4> {
+        let running = self.running.as_ref().expect("batch norm has running statistics");
+        let [n, c, h, w] = x.dims();
+        if x.device().is_autodiff() {
+            let flat = x.clone().swap_dims(0, 1).reshape([c, n * h * w]);
+            let (var, mean) = flat.var_mean_bias(1);
+            let count = (n * h * w) as f64;
+            let unbiased = var.clone().detach().reshape([c]) * (count / (count - 1.0).max(1.0));
+            let m = BATCH_NORM_MOMENTUM;
+            running.mean.update(running.mean.value_sync() * (1.0 - m) + mean.clone().detach().reshape([c]) * m);
+            running.var.update(running.var.value_sync() * (1.0 - m) + unbiased * m);
+            let mean = mean.reshape([1, c, 1, 1]);
+            let var = var.reshape([1, c, 1, 1]);
+            (x - mean) / (var + NORM_EPS).sqrt()
+        } else {
+            let mean = running.mean.value_sync().reshape([1, c, 1, 1]);
+            let var = running.var.value_sync().reshape([1, c, 1, 1]);
+            (x - mean) / (var + NORM_EPS).sqrt()
+        }
+    }
+}
+
+impl NamedTensors for Norm {
+    fn visit_named(&mut self, prefix: &str, f: &mut dyn FnMut(String, Slot<'_>)) {
+        if let Some(affine) = &mut self.affine {
+            f(key(prefix, "weight"), Slot::Vector(&mut affine.weight, SlotRole::NormWeight));
+            f(key(prefix, "bias"), Slot::Vector(&mut affine.bias, SlotRole::NormBias));
+        }
+        if let Some(running) = &mut self.running {
+            f(key(prefix, "running_mean"), Slot::Running(&mut running.mean));
+            f(key(prefix, "running_var"), Slot::Running(&mut running.var));
+            f(key(prefix, "num_batches_tracked"), Slot::Counter);
+        }
+    }
+}
+
+/// `nn.Dropout(0.5)`: active only while training.
+#[derive(Module, Debug)]
+pub struct Dropout {
+    pub enabled: bool,
+}
+
+impl Dropout {
+    const P: f64 = 0.5;
+
+    /// Masks come from the device's random generator, which training reseeds
+    /// every iteration so that a resumed run draws the same masks.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        if !self.enabled || !x.device().is_autodiff() {
+            return x;
+        }
+        let keep = Tensor::<4>::random(x.shape(), Distribution::Bernoulli(1.0 - Self::P), &x.device());
+        x * keep / (1.0 - Self::P)
+    }
+}
+
+/// Reflection padding by `p` on every side (`nn.ReflectionPad2d(p)`).
+pub fn reflect_pad(x: Tensor<4>, p: usize) -> Tensor<4> {
+    ops::reflect_pad(x, [p, p, p, p])
+}

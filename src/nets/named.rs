@@ -1,0 +1,72 @@
+//! Every tensor of a network under its official PyTorch `state_dict` key.
+//!
+//! This is the one table of official names: each network walks its own
+//! layers in `visit_named` and says what the official code calls them. Saving,
+//! loading, weight init and the optimiser all go through it, so a name cannot
+//! drift between them.
+
+use burn::module::{Param, RunningState};
+use burn::tensor::{Tensor, TensorData};
+
+/// What a one-dimensional tensor is for (weight init and checkpoint checks need to know).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotRole {
+    ConvBias,
+    NormWeight,
+    NormBias,
+}
+
+/// A mutable view of one named tensor of a network.
+pub enum Slot<'a> {
+    /// A convolution kernel.
+    Weight(&'a mut Param<Tensor<4>>),
+    /// A learned vector: a bias or a norm's scale or shift.
+    Vector(&'a mut Param<Tensor<1>>, SlotRole),
+    /// Batch norm's running mean or variance: state, not trained by the optimiser.
+    Running(&'a mut RunningState<Tensor<1>>),
+    /// Batch norm's `num_batches_tracked`: written for PyTorch's sake, never read
+    /// (it only matters with `momentum=None`, which the official code does not use).
+    Counter,
+}
+
+impl Slot<'_> {
+    /// The tensor's current value as plain data (f32, row-major).
+    pub fn data(&self) -> TensorData {
+        match self {
+            Slot::Weight(p) => p.val().into_data(),
+            Slot::Vector(p, _) => p.val().into_data(),
+            Slot::Running(r) => r.value_sync().into_data(),
+            Slot::Counter => TensorData::new(vec![0i64], Vec::<usize>::new()),
+        }
+    }
+
+    /// The shape this slot holds.
+    pub fn shape(&self) -> Vec<usize> {
+        match self {
+            Slot::Weight(p) => p.dims().to_vec(),
+            Slot::Vector(p, _) => p.dims().to_vec(),
+            Slot::Running(r) => r.value_sync().dims().to_vec(),
+            Slot::Counter => Vec::new(),
+        }
+    }
+
+    /// Whether the optimiser trains this tensor.
+    pub fn is_trainable(&self) -> bool {
+        matches!(self, Slot::Weight(_) | Slot::Vector(..))
+    }
+}
+
+/// A network that can list its tensors under official names.
+pub trait NamedTensors {
+    /// Call `f` with every tensor, in `state_dict` order, its key prefixed by `prefix`.
+    fn visit_named(&mut self, prefix: &str, f: &mut dyn FnMut(String, Slot<'_>));
+}
+
+/// All tensors of a network as `(key, data)`, in `state_dict` order.
+///
+/// Takes the network by value: clone it first (cheap, tensors are shared) to keep using it.
+pub fn named_tensor_data(mut net: impl NamedTensors, prefix: &str) -> Vec<(String, TensorData)> {
+    let mut out = Vec::new();
+    net.visit_named(prefix, &mut |key, slot| out.push((key, slot.data())));
+    out
+}

@@ -1,0 +1,161 @@
+//! Translating images with a trained generator: any size in, the same size
+//! out, one file or whole folders.
+
+mod padding;
+
+pub use padding::{pad_to_multiple, reflect_pad_any};
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use image::imageops::FilterType;
+
+use crate::checkpoint::{self, Direction, NetConfig};
+use crate::data::folder::{self, FoundImage};
+use crate::error::{Error, Result};
+use crate::image_io::{self, ImageData};
+use crate::nets::{Generator, GeneratorConfig};
+
+/// A generator ready to translate images.
+pub struct Translator {
+    pub net: Generator,
+    pub config: GeneratorConfig,
+    pub direction: Option<Direction>,
+    pub source: PathBuf,
+    device: Device,
+}
+
+impl Translator {
+    /// Open a generator from a checkpoint file, a `.pth`, or a training run
+    /// folder (where `direction` picks G_A or G_B).
+    pub fn open(model: &Path, direction: Direction, device: &Device) -> Result<Self> {
+        let file = resolve_model(model, direction)?;
+        let loaded = checkpoint::load_generator(&file, device)?;
+        if let Some(recorded) = loaded.info.direction
+            && recorded != direction
+            && !model.is_dir()
+        {
+            return Err(Error::checkpoint(
+                &file,
+                format!(
+                    "translates {}, not {}; use the {} checkpoint (or a run folder) for --direction {}",
+                    recorded.name(),
+                    direction.name(),
+                    direction.generator(),
+                    direction.name()
+                ),
+            ));
+        }
+        let NetConfig::Generator(config) = loaded.info.config else { unreachable!("load_generator checks") };
+        Ok(Self { net: loaded.net.valid(), config, direction: loaded.info.direction, source: file, device: device.clone() })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Translate one image of any size: reflect-pad bottom and right to the
+    /// architecture's multiple, run, crop back.
+    pub fn translate(&self, image: &ImageData) -> ImageData {
+        let x = image.to_tensor(&self.device);
+        let m = self.config.arch.size_multiple();
+        let (x, h, w) = pad_to_multiple(x, m);
+        let y = self.net.forward(x).slice([0..1, 0..self.config.output_nc, 0..h, 0..w]);
+        ImageData::from_tensor(y)
+    }
+}
+
+/// The generator file a `--model` argument names.
+pub fn resolve_model(model: &Path, direction: Direction) -> Result<PathBuf> {
+    if !model.is_dir() {
+        if !model.exists() {
+            return Err(Error::checkpoint(model, "no such file or folder"));
+        }
+        return Ok(model.to_path_buf());
+    }
+    let name = format!("{}.safetensors", direction.generator());
+    let candidates = [model.join(&name), model.join("checkpoints").join("latest").join(&name)];
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+        Error::checkpoint(model, format!("is a folder without {name} or checkpoints/latest/{name}: not a training run"))
+    })
+}
+
+/// What to translate and how (`cyclegan translate`).
+#[derive(Clone, Debug)]
+pub struct TranslateJob {
+    pub inputs: Vec<PathBuf>,
+    pub output: PathBuf,
+    /// Scale each image so its width is this (aspect kept) before translating.
+    pub load_size: Option<u32>,
+}
+
+/// What a translate run did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub translated: usize,
+    pub failed: Vec<Error>,
+    pub seconds: f64,
+}
+
+/// Where each input's translation goes: `output` itself for a single file
+/// input, else `output/<relative path>` (an unwritable extension becomes `.png`).
+pub fn plan_outputs(job: &TranslateJob, found: &[FoundImage]) -> Result<Vec<PathBuf>> {
+    let single_file = job.inputs.len() == 1 && found.len() == 1 && !job.inputs[0].is_dir();
+    if single_file {
+        if image_io::output_format(&job.output).is_none() {
+            if job.output.is_dir() {
+                return Ok(vec![output_name(&job.output, &found[0].relative)]);
+            }
+            return Err(Error::image(&job.output, "unknown output format: use a .png, .jpg, .webp, .bmp or .tif name"));
+        }
+        return Ok(vec![job.output.clone()]);
+    }
+    if job.output.is_file() {
+        return Err(Error::Usage(format!(
+            "{}: is a file, but {} images need an output folder",
+            job.output.display(),
+            found.len()
+        )));
+    }
+    Ok(found.iter().map(|f| output_name(&job.output, &f.relative)).collect())
+}
+
+fn output_name(dir: &Path, relative: &Path) -> PathBuf {
+    let out = dir.join(relative);
+    if image_io::output_format(&out).is_some() { out } else { out.with_extension("png") }
+}
+
+/// Translate every input, calling `progress` after each image. Failures of
+/// single images are collected, not fatal.
+pub fn run(translator: &Translator, job: &TranslateJob, mut progress: impl FnMut(&Path)) -> Result<Summary> {
+    let found = folder::find_images(&job.inputs)?;
+    let outputs = plan_outputs(job, &found)?;
+    let start = Instant::now();
+    let mut summary = Summary::default();
+    for (input, output) in found.iter().zip(&outputs) {
+        match translate_file(translator, &input.path, output, job.load_size) {
+            Ok(()) => summary.translated += 1,
+            Err(e) => summary.failed.push(e),
+        }
+        progress(&input.path);
+    }
+    summary.seconds = start.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Read, translate, and write one image.
+pub fn translate_file(translator: &Translator, input: &Path, output: &Path, load_size: Option<u32>) -> Result<()> {
+    let mut img = image_io::decode(input)?;
+    if let Some(width) = load_size {
+        let height = ((img.height() as f64 * width as f64 / img.width() as f64).round() as u32).max(1);
+        img = img.resize_exact(width, height, FilterType::CatmullRom);
+    }
+    let data = image_io::to_data(&img, translator.config.input_nc);
+    let out = translator.translate(&data);
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    image_io::save(output, &out)
+}

@@ -1,0 +1,169 @@
+//! `cyclegan translate` end to end: what users feed it, good and bad.
+
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, ImageBuffer};
+
+use crate::util::{fixture, run, tmp};
+
+/// A small generator to translate with (imported once per test; cheap).
+fn generator(dir: &Path) -> PathBuf {
+    let g = dir.join("g.safetensors");
+    let (ok, _, err) = run(&["import", fixture("g_resnet9.pth").to_str().unwrap(), "--direction", "a2b", "-o", g.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    g
+}
+
+fn translate(g: &Path, inputs: &[&Path], out: &Path) -> (bool, String, String) {
+    let mut args = vec!["translate", "--model", g.to_str().unwrap()];
+    args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+    args.extend(["-o", out.to_str().unwrap()]);
+    run(&args)
+}
+
+#[test]
+fn gray_rgba_and_16_bit_inputs_give_8_bit_rgb_of_the_same_size() {
+    let dir = tmp();
+    let g = generator(dir.path());
+    let inputs = [
+        ("gray.png", DynamicImage::ImageLuma8(ImageBuffer::from_fn(21, 13, |x, y| image::Luma([(x * 9 + y) as u8])))),
+        ("rgba.png", DynamicImage::ImageRgba8(ImageBuffer::from_fn(17, 30, |x, y| image::Rgba([x as u8 * 15, y as u8 * 8, 90, (x * 15) as u8])))),
+        ("deep.png", DynamicImage::ImageRgb16(ImageBuffer::from_fn(9, 7, |x, y| image::Rgb([x as u16 * 7000, y as u16 * 9000, 40000])))),
+        ("photo.jpg", DynamicImage::ImageRgb8(ImageBuffer::from_fn(33, 18, |x, y| image::Rgb([x as u8 * 7, y as u8 * 13, 128])))),
+    ];
+    for (name, img) in &inputs {
+        let path = dir.path().join(name);
+        img.save(&path).unwrap();
+        let out = dir.path().join(format!("out_{name}"));
+        let (ok, stdout, err) = translate(&g, &[&path], &out);
+        assert!(ok, "{name}: {err}");
+        assert!(stdout.contains("translated 1 image"), "{stdout}");
+        let result = image::open(&out).unwrap();
+        assert_eq!((result.width(), result.height()), (img.width(), img.height()), "{name}");
+        assert!(matches!(result, DynamicImage::ImageRgb8(_)), "{name}: output is not 8-bit RGB");
+    }
+}
+
+#[test]
+fn folders_are_mirrored_recursively_with_a_summary() {
+    let dir = tmp();
+    let g = generator(dir.path());
+    let src = dir.path().join("in");
+    std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
+    std::fs::copy(fixture("img_square.png"), src.join("a.png")).unwrap();
+    std::fs::copy(fixture("img_odd.png"), src.join("sub/b.png")).unwrap();
+    std::fs::copy(fixture("img_odd.png"), src.join("sub/deeper/c.png")).unwrap();
+    std::fs::write(src.join("notes.txt"), "not an image").unwrap();
+    let out = dir.path().join("out");
+    let (ok, stdout, err) = translate(&g, &[&src], &out);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("translated 3 images in"), "{stdout}");
+    assert!(stdout.contains("images/s"), "{stdout}");
+    for rel in ["a.png", "sub/b.png", "sub/deeper/c.png"] {
+        let want = image::open(src.join(rel)).unwrap();
+        let got = image::open(out.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert_eq!((got.width(), got.height()), (want.width(), want.height()));
+    }
+    assert!(!out.join("notes.txt").exists());
+}
+
+#[test]
+fn direction_recorded_in_the_checkpoint_is_enforced() {
+    let dir = tmp();
+    let g = generator(dir.path());
+    let out = dir.path().join("x.png");
+    let (ok, _, err) = run(&["translate", "--model", g.to_str().unwrap(), "--direction", "b2a",
+        fixture("img_square.png").to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("translates a2b, not b2a"), "{err}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn load_size_rescales_keeping_aspect() {
+    let dir = tmp();
+    let g = generator(dir.path());
+    let out = dir.path().join("x.png");
+    let (ok, _, err) = run(&["translate", "--model", g.to_str().unwrap(), "--load-size", "32",
+        fixture("img_odd.png").to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let img = image::open(&out).unwrap();
+    // 45x37 scaled to width 32: height round(37 * 32 / 45) = 26
+    assert_eq!((img.width(), img.height()), (32, 26));
+}
+
+/// A PNG whose header claims `w` x `h` pixels (with a valid CRC) and no data worth decoding.
+fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    DynamicImage::ImageRgb8(ImageBuffer::new(1, 1)).write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
+    // IHDR data starts at byte 16: width, height; its CRC covers "IHDR" + 13 data bytes.
+    bytes[16..20].copy_from_slice(&w.to_be_bytes());
+    bytes[20..24].copy_from_slice(&h.to_be_bytes());
+    let crc = crc32fast::hash(&bytes[12..29]);
+    bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+    bytes
+}
+
+#[test]
+fn bad_images_give_one_line_errors_and_no_output() {
+    let dir = tmp();
+    let g = generator(dir.path());
+    let mut truncated = std::fs::read(fixture("img_square.png")).unwrap();
+    truncated.truncate(truncated.len() / 2);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("corrupt.png", b"\x89PNG\r\n\x1a\nthis is not really a png at all".to_vec(), "corrupt"),
+        ("truncated.png", truncated, "corrupt or truncated"),
+        ("empty.png", Vec::new(), "file is empty"),
+        ("huge.png", png_claiming(100_000, 100_000), "100000x100000 pixels, over the 16384-pixel limit"),
+        ("text.jpg", b"hello".to_vec(), "not an image in a supported format"),
+    ];
+    for (name, bytes, expected) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = dir.path().join(format!("out_{name}.png"));
+        let (ok, _, err) = translate(&g, &[&path], &out);
+        assert!(!ok, "{name} accepted");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(first.contains(name) && first.contains(expected), "{name}: {err}");
+        assert!(!out.exists(), "{name}: output written");
+        // nothing half-written left beside it either
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{name}: temporary files left");
+    }
+}
+
+#[test]
+fn empty_folder_and_missing_input_are_errors() {
+    let dir = tmp();
+    let g = generator(dir.path());
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (ok, _, err) = translate(&g, &[&empty], &dir.path().join("out"));
+    assert!(!ok);
+    assert!(err.contains("empty") && err.contains("no images found"), "{err}");
+    let (ok, _, err) = translate(&g, &[&dir.path().join("nope.png")], &dir.path().join("o.png"));
+    assert!(!ok);
+    assert!(err.contains("nope.png") && err.contains("No such file"), "{err}");
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn one_bad_file_in_a_folder_does_not_stop_the_others() {
+    let dir = tmp();
+    let g = generator(dir.path());
+    let src = dir.path().join("in");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::copy(fixture("img_square.png"), src.join("good.png")).unwrap();
+    std::fs::write(src.join("bad.png"), b"garbage").unwrap();
+    let out = dir.path().join("out");
+    let (ok, stdout, err) = translate(&g, &[&src], &out);
+    assert!(!ok, "a failure must show in the exit code");
+    assert!(out.join("good.png").exists());
+    assert!(!out.join("bad.png").exists());
+    assert!(err.contains("bad.png") && err.contains("1 of 2 images could not be translated"), "{err}");
+    assert!(stdout.contains("translated 1 image"), "{stdout}");
+}

@@ -1,0 +1,7 @@
+//! The integration tests, one module per topic (a single test binary links once).
+
+mod util;
+
+mod checkpoints;
+mod cli;
+mod parity;

@@ -1,0 +1,75 @@
+//! Helpers shared by the tests: fixtures, comparisons, running the binary.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Tensor, TensorData};
+use cyclegan::checkpoint::{self, StateDict};
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures").join(name)
+}
+
+/// A fixture file: tensors and its string metadata.
+pub struct Fixture {
+    pub tensors: StateDict,
+    pub meta: HashMap<String, String>,
+}
+
+impl Fixture {
+    pub fn open(name: &str) -> Self {
+        let (tensors, meta) = checkpoint::read_safetensors(&fixture(&format!("{name}.safetensors"))).unwrap();
+        Self { tensors, meta }
+    }
+
+    pub fn data(&self, key: &str) -> TensorData {
+        self.tensors.get(key).unwrap_or_else(|| panic!("fixture lacks {key}")).clone()
+    }
+
+    pub fn tensor<const D: usize>(&self, key: &str, device: &burn::tensor::Device) -> Tensor<D> {
+        Tensor::from_data(self.data(key), device)
+    }
+
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.meta.get(key).map(String::as_str)
+    }
+
+    pub fn num(&self, key: &str) -> Option<usize> {
+        self.meta.get(key).map(|v| v.parse().unwrap())
+    }
+}
+
+pub fn floats(data: &TensorData) -> Vec<f32> {
+    data.clone().convert::<f32>().try_into_vec::<f32>().unwrap()
+}
+
+/// ||got - want|| / ||want||.
+pub fn rel_l2(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len(), "lengths differ");
+    let num: f64 = got.iter().zip(want).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
+    let den: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
+    (num / den.max(1e-30)).sqrt()
+}
+
+pub fn assert_close(what: &str, got: &TensorData, want: &TensorData, tol: f64) {
+    assert_eq!(got.shape().to_vec(), want.shape().to_vec(), "{what}: shapes differ");
+    let err = rel_l2(&floats(got), &floats(want));
+    assert!(err < tol, "{what}: relative L2 error {err:.3e} over {tol:.0e}");
+}
+
+/// The `cyclegan` binary built for this test run.
+pub fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cyclegan"))
+}
+
+/// Run the binary; returns (success, stdout, stderr).
+pub fn run(args: &[&str]) -> (bool, String, String) {
+    let out = bin().args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+pub fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}

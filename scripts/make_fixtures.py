@@ -175,6 +175,32 @@ NET_CASES = [
 ]
 
 
+def make_gp_case(ref, out_dir):
+    """WGAN-GP's penalty as the official cal_gradient_penalty computes it
+    (double backward through the discriminator), and its weight gradient."""
+    gen = torch.Generator().manual_seed(30)
+    torch.manual_seed(30)
+    d = ref.init_normal(ref.NLayerDiscriminator(3, 4, 3, "instance"))
+    real = torch.rand(2, 3, 32, 32, generator=gen) * 2 - 1
+    fake = torch.rand(2, 3, 32, 32, generator=gen) * 2 - 1
+    alpha = torch.rand(2, generator=gen)
+    tensors = {f"w.{k}": v.detach().clone().contiguous() for k, v in d.state_dict().items()}
+    with torch.enable_grad():
+        a = alpha.view(2, 1, 1, 1)
+        x = (a * real + (1 - a) * fake).requires_grad_(True)
+        out = d(x)
+        g = torch.autograd.grad(out, x, grad_outputs=torch.ones_like(out), create_graph=True)[0].view(2, -1)
+        gp = (((g + 1e-16).norm(2, dim=1) - 1.0) ** 2).mean() * 10.0
+        gp.backward()
+    tensors.update(real=real, fake=fake, alpha=alpha, penalty=gp.detach().reshape(1))
+    for k, p in d.named_parameters():
+        # a bias before instance norm cannot change grad_x D: no gradient at all
+        tensors[f"grad.{k}"] = (p.grad if p.grad is not None else torch.zeros_like(p)).contiguous()
+    path = os.path.join(out_dir, "gp_basic.safetensors")
+    save_file(tensors, path, metadata={"net": "discriminator", "arch": "basic", "ndf": "4"})
+    return path
+
+
 def run_ref(ref_script, *args):
     py = sys.executable
     out = subprocess.run([py, ref_script, *args], check=True, capture_output=True, text=True)
@@ -222,13 +248,39 @@ def make_pth_cases(ref, ref_script, out_dir):
                 "--input", src, "--output", dst)
 
 
-def make_train_cases(ref_script, out_dir):
+def reference_losses(ref, init, files_a, files_b, mode, dtype):
+    """The reference's three steps, in float32 or float64 (same float32 init)."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.enable_grad():
+            cast = {k: v.to(dtype) for k, v in init.items()}
+            la = [ref.load_png(p).to(dtype) for p in files_a]
+            lb = [ref.load_png(p).to(dtype) for p in files_b]
+            rows, _ = ref.train_steps(cast, la, lb, 3, "resnet_6blocks", 4, 8, mode)
+    finally:
+        torch.set_default_dtype(default)
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def worst_relative(rows, truth):
+    return max(abs(r[k] - t[k]) / abs(t[k]) for r, t in zip(rows, truth) for k in r)
+
+
+# A fixture is kept only if the float32 reference agrees with its own float64
+# run to this: Adam's first steps turn rounding noise in near-zero gradients
+# into full +-lr moves, so for some initialisations float32 training differs
+# from exact arithmetic by 1e-3 within three steps, and a comparison at 1e-4
+# would test rounding, not the implementation.
+WELL_CONDITIONED = 2e-5
+
+
+def make_train_cases(ref, ref_script, out_dir):
     """Initial weights for all four networks and the reference's losses of
     the first three official optimisation steps, for lsgan and vanilla."""
     from PIL import Image
+    from safetensors.torch import load_file
 
-    init = os.path.join(out_dir, "train_init.safetensors")
-    run_ref(ref_script, "make-init", "--arch", "resnet_6blocks", "--ngf", "4", "--ndf", "8", "--seed", "0", "--out", init)
     data = os.path.join(ROOT, "..", "shared", "data", "emoji64")
     a = ["1f0cf.png", "1f194.png"]
     b = sorted(os.listdir(os.path.join(data, "trainB")))[:2]
@@ -241,21 +293,36 @@ def make_train_cases(ref_script, out_dir):
         p = os.path.join(out_dir, f"train_b{i}.png")
         Image.open(os.path.join(data, "trainB", name)).convert("RGB").save(p)
         files_b.append(p)
+    init_path = os.path.join(out_dir, "train_init.safetensors")
+    for seed in range(20):
+        run_ref(ref_script, "make-init", "--arch", "resnet_6blocks", "--ngf", "4", "--ndf", "8",
+                "--seed", str(seed), "--out", init_path)
+        init = load_file(init_path)
+        deviations = {}
+        for mode in ("lsgan", "vanilla"):
+            f32 = reference_losses(ref, init, files_a, files_b, mode, torch.float32)
+            f64 = reference_losses(ref, init, files_a, files_b, mode, torch.float64)
+            deviations[mode] = worst_relative(f32, f64)
+        print(f"init seed {seed}: float32 vs float64 reference over 3 steps: {deviations}")
+        if max(deviations.values()) < WELL_CONDITIONED:
+            break
+    else:
+        sys.exit("no well-conditioned initialisation found")
     for mode in ("lsgan", "vanilla"):
-        out = run_ref(ref_script, "train", "--init", init, "--a", *files_a, "--b", *files_b, "--steps", "3",
+        out = run_ref(ref_script, "train", "--init", init_path, "--a", *files_a, "--b", *files_b, "--steps", "3",
                       "--arch", "resnet_6blocks", "--ngf", "4", "--ndf", "8", "--gan-mode", mode)
         rows = [json.loads(line) for line in out.splitlines() if line.strip()]
         for r in rows:
             r.pop("seconds", None)
         with open(os.path.join(out_dir, f"train_losses_{mode}.json"), "w") as f:
-            json.dump(rows, f, indent=1)
+            json.dump({"init_seed": seed, "float32_vs_float64": deviations[mode], "steps": rows}, f, indent=1)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ref", default=os.path.join(ROOT, "..", "shared", "reference"))
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures"))
-    ap.add_argument("--only", choices=["nets", "pth", "train"], help="make one group only")
+    ap.add_argument("--only", choices=["nets", "pth", "train", "gp"], help="make one group only")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     ref = load_reference(os.path.abspath(a.ref))
@@ -266,8 +333,10 @@ def main():
             print(make_case(ref, a.out, case))
     if a.only in (None, "pth"):
         make_pth_cases(ref, ref_script, a.out)
+    if a.only in (None, "gp"):
+        print(make_gp_case(ref, a.out))
     if a.only in (None, "train"):
-        make_train_cases(ref_script, a.out)
+        make_train_cases(ref, ref_script, a.out)
     for name in sorted(os.listdir(a.out)):
         size = os.path.getsize(os.path.join(a.out, name))
         if size > 1_000_000:

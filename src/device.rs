@@ -4,7 +4,8 @@
 use burn::tensor::Device;
 use clap::ValueEnum;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     /// burn's pure-Rust CPU backend (flex), on all cores.
     #[default]

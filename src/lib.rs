@@ -22,3 +22,4 @@ pub mod rng;
 pub mod data;
 pub mod translate;
 pub mod cli;
+pub mod train;

@@ -5,3 +5,4 @@ mod util;
 mod checkpoints;
 mod cli;
 mod parity;
+mod train;

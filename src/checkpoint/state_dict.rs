@@ -49,6 +49,15 @@ impl StateDict {
         self.0.get(key).map(|d| d.shape().as_ref())
     }
 
+    /// The same tensors with `prefix.` before every key.
+    pub fn prefixed(self, prefix: &str) -> Self {
+        self.rename(|k| Some(format!("{prefix}.{k}")))
+    }
+
+    pub fn extend(&mut self, other: StateDict) {
+        self.0.extend(other.0);
+    }
+
     /// Rename every key with `f`; keys mapped to `None` are dropped.
     pub fn rename(self, mut f: impl FnMut(&str) -> Option<String>) -> Self {
         Self(self.0.into_iter().filter_map(|(k, v)| f(&k).map(|k| (k, v))).collect())

@@ -2,6 +2,7 @@
 //! options struct (`cyclegan <command> --help` documents each flag).
 
 mod import;
+mod train;
 mod translate;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +18,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Train a CycleGAN on two folders of unpaired images.
+    Train(train::TrainArgs),
     /// Translate images or folders with a trained generator.
     Translate(translate::TranslateArgs),
     /// Convert a PyTorch .pth network to a self-describing .safetensors file.
@@ -37,8 +40,10 @@ impl DeviceArgs {
     }
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+/// Run the parsed command; `matches` tells which options were given explicitly.
+pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
     match cli.command {
+        Command::Train(args) => train::run(args, matches.subcommand_matches("train").expect("train subcommand")),
         Command::Translate(args) => translate::run(args),
         Command::Import(args) => import::run(args),
     }

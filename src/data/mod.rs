@@ -2,3 +2,6 @@
 //! augmentation, and the loader threads that keep the training step fed.
 
 pub mod folder;
+pub mod loader;
+pub mod transforms;
+pub mod unaligned;

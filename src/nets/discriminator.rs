@@ -9,7 +9,7 @@ use burn::tensor::activation::leaky_relu;
 use burn::tensor::{Device, Tensor};
 
 use super::init::Initializer;
-use super::layers::{Conv2d, Norm};
+use super::layers::{Conv2d, Norm, leaky_relu_tangent};
 use super::named::{NamedTensors, Slot};
 use super::{DiscriminatorConfig, key};
 use crate::rng::Rng;
@@ -62,6 +62,18 @@ impl NLayerDiscriminator {
         }
         self.last.forward(x)
     }
+
+    /// The output and its directional derivative along `dx`.
+    pub fn forward_tangent(&self, x: Tensor<4>, dx: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let (x, dx) = self.first.forward_tangent(x, dx);
+        let (mut x, mut dx) = leaky_relu_tangent(x, dx, LEAKY_SLOPE);
+        for stage in &self.stages {
+            let (y, dy) = stage.conv.forward_tangent(x, dx);
+            let (y, dy) = stage.norm.forward_tangent(y, dy);
+            (x, dx) = leaky_relu_tangent(y, dy, LEAKY_SLOPE);
+        }
+        self.last.forward_tangent(x, dx)
+    }
 }
 
 impl NamedTensors for NLayerDiscriminator {
@@ -103,6 +115,16 @@ impl PixelDiscriminator {
         let x = leaky_relu(self.conv1.forward(x), LEAKY_SLOPE);
         let x = leaky_relu(self.norm.forward(self.conv2.forward(x)), LEAKY_SLOPE);
         self.conv3.forward(x)
+    }
+
+    /// The output and its directional derivative along `dx`.
+    pub fn forward_tangent(&self, x: Tensor<4>, dx: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let (x, dx) = self.conv1.forward_tangent(x, dx);
+        let (x, dx) = leaky_relu_tangent(x, dx, LEAKY_SLOPE);
+        let (x, dx) = self.conv2.forward_tangent(x, dx);
+        let (x, dx) = self.norm.forward_tangent(x, dx);
+        let (x, dx) = leaky_relu_tangent(x, dx, LEAKY_SLOPE);
+        self.conv3.forward_tangent(x, dx)
     }
 }
 

@@ -48,6 +48,13 @@ impl Conv2d {
         let options = ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1);
         conv2d(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()), options)
     }
+
+    /// The output and its directional derivative along `dx` (the conv is affine:
+    /// the derivative is the conv without bias).
+    pub fn forward_tangent(&self, x: Tensor<4>, dx: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let options = ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1);
+        (self.forward(x), conv2d(dx, self.weight.val(), None, options))
+    }
 }
 
 impl NamedTensors for Conv2d {
@@ -165,6 +172,41 @@ impl Norm {
         }
     }
 
+    /// The output and its directional derivative along `dx`. The running
+    /// statistics are not updated.
+    pub fn forward_tangent(&self, x: Tensor<4>, dx: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let [n, c, h, w] = x.dims();
+        let (y, dy) = match self.kind {
+            NormKind::None => return (x, dx),
+            // y = (x - m) / s with m, s over each plane (instance) or each channel (batch):
+            // dy = (dx - mean(dx)) / s - (x - m) * mean((x - m) dx) / s^3
+            NormKind::Instance | NormKind::InstanceAffine => {
+                let flat = x.reshape([n, c, h * w]);
+                let dflat = dx.reshape([n, c, h * w]);
+                let (y, dy) = normalize_tangent(flat, dflat, 2);
+                (y.reshape([n, c, h, w]), dy.reshape([n, c, h, w]))
+            }
+            NormKind::Batch if x.device().is_autodiff() => {
+                let flat = x.swap_dims(0, 1).reshape([c, n * h * w]);
+                let dflat = dx.swap_dims(0, 1).reshape([c, n * h * w]);
+                let (y, dy) = normalize_tangent(flat, dflat, 1);
+                (y.reshape([c, n, h, w]).swap_dims(0, 1), dy.reshape([c, n, h, w]).swap_dims(0, 1))
+            }
+            NormKind::Batch => {
+                let running = self.running.as_ref().expect("batch norm has running statistics");
+                let s = (running.var.value_sync().reshape([1, c, 1, 1]) + NORM_EPS).sqrt();
+                (self.batch_norm(x), dx / s)
+            }
+        };
+        match &self.affine {
+            Some(affine) => {
+                let g = affine.weight.val().reshape([1, c, 1, 1]);
+                (y * g.clone() + affine.bias.val().reshape([1, c, 1, 1]), dy * g)
+            }
+            None => (y, dy),
+        }
+    }
+
     /// Normalise with batch statistics while training (updating the running
     /// ones as PyTorch does, with the unbiased variance), with the running
     /// statistics otherwise. Returns the normalised input before the affine.
@@ -202,6 +244,23 @@ impl NamedTensors for Norm {
             f(key(prefix, "num_batches_tracked"), Slot::Counter);
         }
     }
+}
+
+/// Zero mean, unit variance along `dim`, and the derivative of that along `dx`.
+fn normalize_tangent<const D: usize>(x: Tensor<D>, dx: Tensor<D>, dim: usize) -> (Tensor<D>, Tensor<D>) {
+    let (var, mean) = x.clone().var_mean_bias(dim);
+    let s = (var + NORM_EPS).sqrt();
+    let xc = x - mean;
+    let cov = (xc.clone() * dx.clone()).mean_dim(dim);
+    let dy = (dx.clone() - dx.mean_dim(dim)) / s.clone() - xc.clone() * cov / s.clone().powi_scalar(3);
+    (xc / s, dy)
+}
+
+/// LeakyReLU and its derivative along `dx` (the slope where the input is negative).
+pub fn leaky_relu_tangent(x: Tensor<4>, dx: Tensor<4>, slope: f64) -> (Tensor<4>, Tensor<4>) {
+    let negative = x.clone().lower_elem(0.0);
+    let dy = dx.clone().mask_where(negative, dx * slope);
+    (burn::tensor::activation::leaky_relu(x, slope), dy)
 }
 
 /// `nn.Dropout(0.5)`: active only while training.

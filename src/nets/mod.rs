@@ -245,6 +245,17 @@ impl Discriminator {
             Self::Pixel(d) => d.forward(x),
         }
     }
+
+    /// The output and its directional derivative along `dx` (a forward-mode
+    /// derivative; burn's autodiff then differentiates both with respect to
+    /// the weights, which is what the WGAN-GP penalty's gradient needs).
+    /// LeakyReLU's slope counts as constant, as in PyTorch's double backward.
+    pub fn forward_tangent(&self, x: Tensor<4>, dx: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        match self {
+            Self::NLayer(d) => d.forward_tangent(x, dx),
+            Self::Pixel(d) => d.forward_tangent(x, dx),
+        }
+    }
 }
 
 impl NamedTensors for Discriminator {

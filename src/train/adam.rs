@@ -1,0 +1,112 @@
+//! Adam, written out so that it matches PyTorch's `torch.optim.Adam` step for
+//! step (betas `(beta1, 0.999)`, eps 1e-8, bias correction as PyTorch applies
+//! it) and so that its moments are saved under the official parameter names,
+//! which is what makes a resumed run continue exactly.
+
+use std::collections::HashMap;
+
+use burn::module::Param;
+use burn::tensor::{Gradients, Tensor};
+
+use crate::checkpoint::StateDict;
+use crate::nets::{NamedTensors, Slot};
+
+pub const BETA2: f64 = 0.999;
+pub const EPS: f64 = 1e-8;
+
+/// First and second moment of one parameter, flattened (the update is elementwise).
+struct Moments {
+    exp_avg: Tensor<1>,
+    exp_avg_sq: Tensor<1>,
+}
+
+pub struct Adam {
+    beta1: f64,
+    /// Steps taken (PyTorch counts per parameter; every parameter here gets a
+    /// gradient at every step, so one counter is the same thing).
+    steps: u64,
+    moments: HashMap<String, Moments>,
+}
+
+impl Adam {
+    pub fn new(beta1: f64) -> Self {
+        Self { beta1, steps: 0, moments: HashMap::new() }
+    }
+
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// One step at learning rate `lr` on every trainable tensor of `nets`,
+    /// named `<name>.<official key>`.
+    pub fn step(&mut self, lr: f64, nets: &mut [(&str, &mut dyn NamedTensors)], grads: &Gradients) {
+        self.steps += 1;
+        let t = self.steps as i32;
+        let bias1 = 1.0 - self.beta1.powi(t);
+        let bias2_sqrt = (1.0 - BETA2.powi(t)).sqrt();
+        let step_size = lr / bias1;
+        for (name, net) in nets.iter_mut() {
+            net.visit_named(name, &mut |key, slot| match slot {
+                Slot::Weight(p) => self.update(key, p, grads, step_size, bias2_sqrt),
+                Slot::Vector(p, _) => self.update(key, p, grads, step_size, bias2_sqrt),
+                Slot::Running(_) | Slot::Counter => {}
+            });
+        }
+    }
+
+    fn update<const D: usize>(
+        &mut self,
+        key: String,
+        p: &mut Param<Tensor<D>>,
+        grads: &Gradients,
+        step_size: f64,
+        bias2_sqrt: f64,
+    ) {
+        let value = p.val();
+        let Some(grad) = value.grad(grads) else { return };
+        let shape = grad.shape();
+        let n = shape.num_elements();
+        let g = grad.reshape([n]);
+        let b1 = self.beta1;
+        let m = self.moments.entry(key).or_insert_with(|| Moments {
+            exp_avg: Tensor::zeros([n], &g.device()),
+            exp_avg_sq: Tensor::zeros([n], &g.device()),
+        });
+        // PyTorch: exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+        m.exp_avg = m.exp_avg.clone() + (g.clone() - m.exp_avg.clone()) * (1.0 - b1);
+        m.exp_avg_sq = m.exp_avg_sq.clone() * BETA2 + g.clone().square() * (1.0 - BETA2);
+        // denom = sqrt(exp_avg_sq) / sqrt(bias_correction2) + eps; param -= lr / bias_correction1 * exp_avg / denom
+        let denom = m.exp_avg_sq.clone().sqrt() / bias2_sqrt + EPS;
+        let update = (m.exp_avg.clone() / denom * step_size).reshape(shape);
+        *p = p.clone().map(|old| {
+            let require_grad = old.is_require_grad();
+            let fresh = Tensor::from_inner(old.inner() - update);
+            if require_grad { fresh.require_grad() } else { fresh }
+        });
+    }
+
+    /// The moments as tensors named `<param>.exp_avg` / `<param>.exp_avg_sq`.
+    pub fn state(&self) -> StateDict {
+        let mut dict = StateDict::default();
+        for (key, m) in &self.moments {
+            dict.insert(format!("{key}.exp_avg"), m.exp_avg.to_data());
+            dict.insert(format!("{key}.exp_avg_sq"), m.exp_avg_sq.to_data());
+        }
+        dict
+    }
+
+    /// Restore moments saved by [`Adam::state`] and the step count.
+    pub fn restore(beta1: f64, steps: u64, mut dict: StateDict, device: &burn::tensor::Device) -> Result<Self, String> {
+        let mut moments = HashMap::new();
+        let keys: Vec<String> = dict.keys().filter_map(|k| k.strip_suffix(".exp_avg").map(str::to_string)).collect();
+        for key in keys {
+            let avg = dict.remove(&format!("{key}.exp_avg")).expect("listed");
+            let sq = dict.remove(&format!("{key}.exp_avg_sq")).ok_or_else(|| format!("{key}: exp_avg_sq missing"))?;
+            moments.insert(key, Moments { exp_avg: Tensor::from_data(avg, device), exp_avg_sq: Tensor::from_data(sq, device) });
+        }
+        if let Some(extra) = dict.keys().next() {
+            return Err(format!("unexpected optimiser tensor {extra}"));
+        }
+        Ok(Self { beta1, steps, moments })
+    }
+}

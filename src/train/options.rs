@@ -1,0 +1,295 @@
+//! `cyclegan train` options: the official ones with their official defaults,
+//! plus ours. Each default is written once, on its field; the same struct is
+//! read from `--config FILE` (TOML, kebab-case keys as on the command line)
+//! and written to `RUN_DIR/options.toml`.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+use crate::data::transforms::{Preprocess, ResizeFilter};
+use crate::device::DeviceChoice;
+use crate::nets::{DiscriminatorArch, DiscriminatorConfig, GeneratorArch, GeneratorConfig, InitType, Initializer, NormKind};
+use crate::train::losses::GanMode;
+use crate::train::schedule::LrPolicy;
+
+#[derive(Args, Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TrainOptions {
+    // --- data -------------------------------------------------------------
+    /// Folder of domain A images.
+    #[arg(long)]
+    pub data_a: Option<PathBuf>,
+    /// Folder of domain B images.
+    #[arg(long)]
+    pub data_b: Option<PathBuf>,
+    /// Official layout: DIR/trainA and DIR/trainB.
+    #[arg(long, conflicts_with_all = ["data_a", "data_b"])]
+    pub dataroot: Option<PathBuf>,
+    /// Run folder: checkpoints, losses, samples, report.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Use at most this many images of each domain (the first, by sorted path).
+    #[arg(long)]
+    pub max_dataset_size: Option<usize>,
+    /// Images per batch.
+    #[arg(long, default_value_t = 1)]
+    pub batch_size: usize,
+    /// Scale images to this size (see --preprocess).
+    #[arg(long, default_value_t = 286)]
+    pub load_size: u32,
+    /// Then crop to this size.
+    #[arg(long, default_value_t = 256)]
+    pub crop_size: u32,
+    /// How images are scaled and cropped when loaded.
+    #[arg(long, value_enum, default_value_t = Preprocess::ResizeAndCrop)]
+    pub preprocess: Preprocess,
+    /// Filter used when resizing.
+    #[arg(long, value_enum, default_value_t = ResizeFilter::Bicubic)]
+    pub resize_filter: ResizeFilter,
+    /// Do not flip images horizontally at random.
+    #[arg(long)]
+    pub no_flip: bool,
+    /// Take A in order and B as A's index modulo |B| (no shuffling, no random pairs).
+    #[arg(long)]
+    pub serial_batches: bool,
+    /// Threads decoding and augmenting images.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+
+    // --- networks -----------------------------------------------------------
+    /// Generator architecture.
+    #[arg(long = "netG", value_enum, default_value_t = GeneratorArch::Resnet9Blocks)]
+    #[serde(rename = "netG")]
+    pub net_g: GeneratorArch,
+    /// Discriminator architecture.
+    #[arg(long = "netD", value_enum, default_value_t = DiscriminatorArch::Basic)]
+    #[serde(rename = "netD")]
+    pub net_d: DiscriminatorArch,
+    /// Strided layers of the n_layers discriminator.
+    #[arg(long, default_value_t = 3)]
+    pub n_layers_d: usize,
+    /// Generator filters in the first conv layer.
+    #[arg(long, default_value_t = 64)]
+    pub ngf: usize,
+    /// Discriminator filters in the first conv layer.
+    #[arg(long, default_value_t = 64)]
+    pub ndf: usize,
+    /// Channels of domain A images (1 gray, 3 RGB, 4 RGBA).
+    #[arg(long, default_value_t = 3)]
+    pub input_nc: usize,
+    /// Channels of domain B images.
+    #[arg(long, default_value_t = 3)]
+    pub output_nc: usize,
+    /// Normalisation layers.
+    #[arg(long, value_enum, default_value_t = NormKind::Instance)]
+    pub norm: NormKind,
+    /// Weight initialisation.
+    #[arg(long, value_enum, default_value_t = InitType::Normal)]
+    pub init_type: InitType,
+    /// Scale of normal, xavier and orthogonal init.
+    #[arg(long, default_value_t = 0.02)]
+    pub init_gain: f64,
+    /// Dropout in the generators (off for CycleGAN, as in the official code).
+    #[arg(long)]
+    pub dropout: bool,
+    /// Start from these weights: one safetensors file with all four networks
+    /// under G_A., G_B., D_A., D_B. (official key names).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+
+    // --- optimisation ---------------------------------------------------------
+    /// Epochs at the initial learning rate.
+    #[arg(long, default_value_t = 100)]
+    pub n_epochs: usize,
+    /// Epochs over which the learning rate decays (linear policy).
+    #[arg(long, default_value_t = 100)]
+    pub n_epochs_decay: usize,
+    /// Initial learning rate of Adam.
+    #[arg(long, default_value_t = 2e-4)]
+    pub lr: f64,
+    /// Adam's beta1 (beta2 is 0.999, eps 1e-8, as PyTorch).
+    #[arg(long, default_value_t = 0.5)]
+    pub beta1: f64,
+    /// Adversarial loss.
+    #[arg(long, value_enum, default_value_t = GanMode::Lsgan)]
+    pub gan_mode: GanMode,
+    /// Generated images kept to train the discriminators on (0: none).
+    #[arg(long, default_value_t = 50)]
+    pub pool_size: usize,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, default_value_t = LrPolicy::Linear)]
+    pub lr_policy: LrPolicy,
+    /// Step policy: multiply the rate by 0.1 every this many epochs.
+    #[arg(long, default_value_t = 50)]
+    pub lr_decay_iters: usize,
+    /// Weight of the cycle loss A -> B -> A.
+    #[arg(long, default_value_t = 10.0)]
+    pub lambda_a: f64,
+    /// Weight of the cycle loss B -> A -> B.
+    #[arg(long, default_value_t = 10.0)]
+    pub lambda_b: f64,
+    /// Weight of the identity loss, relative to the cycle weights (0 disables it).
+    #[arg(long, default_value_t = 0.5)]
+    pub lambda_identity: f64,
+    /// Seed of every random choice (init, data order, augmentation, image pool, dropout).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop after this many iterations (for a quick look, or a benchmark).
+    #[arg(long)]
+    pub max_iters: Option<u64>,
+
+    // --- output ---------------------------------------------------------------
+    /// Save checkpoints/latest every this many iterations.
+    #[arg(long, default_value_t = 5000)]
+    pub save_latest_freq: u64,
+    /// Save checkpoints/epoch_N every this many epochs.
+    #[arg(long, default_value_t = 5)]
+    pub save_epoch_freq: usize,
+    /// Log losses (losses.jsonl, terminal) every this many iterations.
+    #[arg(long, default_value_t = 100)]
+    pub print_freq: u64,
+    /// Save a sample grid and refresh report.html every this many iterations.
+    #[arg(long, default_value_t = 400)]
+    pub display_freq: u64,
+    /// Where tensors live.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
+}
+
+impl Default for TrainOptions {
+    /// The defaults are those on the fields' `#[arg]` attributes.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            options: TrainOptions,
+        }
+        <Wrapper as clap::Parser>::parse_from(["train"]).options
+    }
+}
+
+/// A bad option, found before any work starts.
+pub type OptionError = String;
+
+impl TrainOptions {
+    /// Domain folders, from --data-a/--data-b or --dataroot.
+    pub fn data_dirs(&self) -> Result<(PathBuf, PathBuf), OptionError> {
+        match (&self.data_a, &self.data_b, &self.dataroot) {
+            (Some(a), Some(b), None) => Ok((a.clone(), b.clone())),
+            (None, None, Some(root)) => Ok((root.join("trainA"), root.join("trainB"))),
+            _ => Err("give both --data-a and --data-b, or --dataroot (holding trainA and trainB)".into()),
+        }
+    }
+
+    pub fn output_dir(&self) -> Result<&Path, OptionError> {
+        self.output.as_deref().ok_or_else(|| "give the run folder with --output".to_string())
+    }
+
+    /// Check everything that can be checked without reading images.
+    pub fn validate(&self) -> Result<(), OptionError> {
+        self.data_dirs()?;
+        self.output_dir()?;
+        if self.preprocess.crops() && self.preprocess.resizes() && self.crop_size > self.load_size {
+            return Err(format!(
+                "--crop-size {} is larger than --load-size {}: nothing to crop from",
+                self.crop_size, self.load_size
+            ));
+        }
+        for (name, nc) in [("--input-nc", self.input_nc), ("--output-nc", self.output_nc)] {
+            if ![1, 3, 4].contains(&nc) {
+                return Err(format!("{name} {nc}: images have 1, 3 or 4 channels"));
+            }
+        }
+        let positive = [
+            ("--batch-size", self.batch_size),
+            ("--ngf", self.ngf),
+            ("--ndf", self.ndf),
+            ("--n-layers-d", self.n_layers_d),
+            ("--workers", self.workers),
+            ("--save-epoch-freq", self.save_epoch_freq),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        for (name, v) in [("--save-latest-freq", self.save_latest_freq), ("--print-freq", self.print_freq), ("--display-freq", self.display_freq)] {
+            if v == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        if self.n_epochs + self.n_epochs_decay == 0 {
+            return Err("--n-epochs plus --n-epochs-decay must be at least 1".into());
+        }
+        if self.lr_policy == LrPolicy::Step && self.lr_decay_iters == 0 {
+            return Err("--lr-decay-iters must be at least 1 with --lr-policy step".into());
+        }
+        if !(self.lr > 0.0) || !(0.0..1.0).contains(&self.beta1) {
+            return Err("--lr must be positive and --beta1 in [0, 1)".into());
+        }
+        if self.lambda_a < 0.0 || self.lambda_b < 0.0 || self.lambda_identity < 0.0 {
+            return Err("loss weights must not be negative".into());
+        }
+        if self.lambda_identity > 0.0 && self.input_nc != self.output_nc {
+            return Err(format!(
+                "--lambda-identity needs --input-nc equal to --output-nc (got {} and {}); pass --lambda-identity 0",
+                self.input_nc, self.output_nc
+            ));
+        }
+        let multiple = self.net_g.size_multiple() as u32;
+        if let Some(size) = self.preprocess.fixed_size(self.load_size, self.crop_size)
+            && size % multiple != 0
+        {
+            return Err(format!(
+                "{} needs images whose sides are multiples of {multiple}, but training images will be {size} px; \
+                 change --crop-size/--load-size",
+                self.net_g.name()
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn generator(&self, input_nc: usize, output_nc: usize) -> GeneratorConfig {
+        GeneratorConfig { arch: self.net_g, input_nc, output_nc, ngf: self.ngf, norm: self.norm, dropout: self.dropout }
+    }
+
+    pub fn discriminator(&self, input_nc: usize) -> DiscriminatorConfig {
+        let n_layers = if self.net_d == DiscriminatorArch::Basic { 3 } else { self.n_layers_d };
+        DiscriminatorConfig { arch: self.net_d, input_nc, ndf: self.ndf, n_layers, norm: self.norm }
+    }
+
+    pub fn initializer(&self) -> Initializer {
+        Initializer::new(self.init_type, self.init_gain)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("options serialize")
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        // Missing keys take the defaults: merge the file over a serialized default.
+        let mut table: toml::Table = toml::from_str(&Self::default().to_toml()).expect("defaults parse");
+        let given: toml::Table = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        table.extend(given);
+        table.try_into().map_err(|e: toml::de::Error| e.message().to_string())
+    }
+
+    /// Every option as `(key, value)` text, for the report.
+    pub fn entries(&self) -> Vec<(String, String)> {
+        let table: toml::Table = toml::from_str(&self.to_toml()).expect("options parse");
+        table.into_iter().map(|(k, v)| (k, v.to_string().trim_matches('"').to_string())).collect()
+    }
+
+    /// The keys whose value differs from the default (the official code marks these too).
+    pub fn non_defaults(&self) -> Vec<String> {
+        let defaults: std::collections::HashMap<_, _> = Self::default().entries().into_iter().collect();
+        self.entries().into_iter().filter(|(k, v)| defaults.get(k) != Some(v)).map(|(k, _)| k).collect()
+    }
+}
+
+/// Names shown to users for a value-enum value.
+pub fn value_name<T: ValueEnum>(v: &T) -> String {
+    v.to_possible_value().map(|p| p.get_name().to_string()).unwrap_or_default()
+}

@@ -1,0 +1,143 @@
+//! What a person watching training sees besides the terminal: sample grids
+//! (`samples/`) and `report.html`, a self-contained page (inline SVG loss
+//! curves, relative links to the samples) that reloads itself while the run
+//! goes on and reads fine offline.
+
+use std::fmt::Write as _;
+
+use burn::tensor::Tensor;
+use image::{DynamicImage, RgbImage};
+
+use super::run_dir::{LossRecord, RunDir};
+use super::step::Visuals;
+use crate::error::Result;
+use crate::fs;
+use crate::image_io::{self, ImageData};
+
+const GAP: u32 = 2;
+
+/// Two rows (the A side, the B side) of the first image of a batch:
+/// real, translated, reconstructed, identity.
+pub fn sample_grid(v: &Visuals) -> DynamicImage {
+    let rows: [[Option<&Tensor<4>>; 4]; 2] = [
+        [Some(&v.real_a), Some(&v.fake_b), Some(&v.rec_a), v.idt_b.as_ref()],
+        [Some(&v.real_b), Some(&v.fake_a), Some(&v.rec_b), v.idt_a.as_ref()],
+    ];
+    let panels: Vec<Vec<Option<RgbImage>>> = rows
+        .iter()
+        .map(|row| row.iter().map(|t| t.map(|t| ImageData::from_tensor(t.clone()).to_image().to_rgb8())).collect())
+        .collect();
+    let cell_w = panels.iter().flatten().flatten().map(|p| p.width()).max().unwrap_or(1);
+    let cell_h = panels.iter().flatten().flatten().map(|p| p.height()).max().unwrap_or(1);
+    let mut grid = RgbImage::from_pixel(4 * cell_w + 5 * GAP, 2 * cell_h + 3 * GAP, image::Rgb([255, 255, 255]));
+    for (r, row) in panels.iter().enumerate() {
+        for (c, panel) in row.iter().enumerate() {
+            if let Some(p) = panel {
+                let x = GAP + c as u32 * (cell_w + GAP);
+                let y = GAP + r as u32 * (cell_h + GAP);
+                image::imageops::overlay(&mut grid, p, x as i64, y as i64);
+            }
+        }
+    }
+    DynamicImage::ImageRgb8(grid)
+}
+
+/// Save a grid as `samples/iter_NNNNNNN.png` and as `samples/latest.png`.
+pub fn save_samples(run: &RunDir, iteration: u64, v: &Visuals) -> Result<()> {
+    let grid = sample_grid(v);
+    let data = image_io::to_data(&grid, 3);
+    image_io::save(&run.samples_dir().join(format!("iter_{iteration:07}.png")), &data)?;
+    image_io::save(&run.samples_dir().join("latest.png"), &data)
+}
+
+/// One small chart: a polyline of `(x, y)` points with its range written on it.
+fn chart(title: &str, points: &[(f64, f64)]) -> String {
+    let (w, h, pad) = (300.0, 120.0, 6.0);
+    let mut svg = format!(r#"<figure><figcaption>{title}</figcaption><svg viewBox="0 0 {w} {h}" width="{w}" height="{h}">"#);
+    if let (Some(first), Some(last)) = (points.first(), points.last()) {
+        let (x0, x1) = (first.0, last.0.max(first.0 + 1.0));
+        let ys = points.iter().map(|p| p.1).filter(|y| y.is_finite());
+        let (y0, y1) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| (lo.min(y), hi.max(y)));
+        let (y0, y1) = if y1 > y0 { (y0, y1) } else { (y0 - 1.0, y0 + 1.0) };
+        let sx = |x: f64| pad + (x - x0) / (x1 - x0) * (w - 2.0 * pad);
+        let sy = |y: f64| h - pad - (y - y0) / (y1 - y0) * (h - 2.0 * pad);
+        let mut line = String::new();
+        for (x, y) in points.iter().filter(|p| p.1.is_finite()) {
+            let _ = write!(line, "{:.1},{:.1} ", sx(*x), sy(*y));
+        }
+        let _ = write!(
+            svg,
+            r##"<rect x="0" y="0" width="{w}" height="{h}" fill="#fafafa" stroke="#ccc"/><polyline fill="none" stroke="#1f6feb" stroke-width="1.2" points="{line}"/><text x="{pad}" y="14" font-size="11">{y1:.4}</text><text x="{pad}" y="{}" font-size="11">{y0:.4}</text><text x="{}" y="{}" font-size="11" text-anchor="end">iter {x1}</text>"##,
+            h - 8.0,
+            w - pad,
+            h - 8.0,
+        );
+    }
+    svg.push_str("</svg></figure>");
+    svg
+}
+
+/// A moving average, so that curves of noisy GAN losses show their trend.
+fn smooth(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let k = (points.len() / 50).max(1);
+    points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let window = &points[i.saturating_sub(k - 1)..=i];
+            (p.0, window.iter().map(|q| q.1).sum::<f64>() / window.len() as f64)
+        })
+        .collect()
+}
+
+/// Write `report.html` from the losses so far, the options and the samples.
+pub fn write_report(run: &RunDir, options: &[(String, String)], changed: &[String], status: &str) -> Result<()> {
+    let records: Vec<LossRecord> = run.read_losses();
+    let mut html = String::from(
+        r#"<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="30"><title>CycleGAN training</title>
+<style>body{font-family:sans-serif;margin:1.5em;color:#222}figure{display:inline-block;margin:.3em}figcaption{font-size:13px}
+table{border-collapse:collapse;font-size:13px}td{padding:1px 8px;border-bottom:1px solid #eee}.changed{font-weight:bold}
+img{image-rendering:pixelated;max-width:100%}</style></head><body>"#,
+    );
+    let _ = write!(html, "<h1>CycleGAN training</h1><p>{status}</p>");
+    if let Some(last) = records.last() {
+        let _ = write!(html, "<p>epoch {} &middot; iteration {} &middot; learning rate {:.3e}</p>", last.epoch, last.iter, last.lr);
+    }
+    html.push_str("<h2>Losses</h2><p>Moving averages over the logged iterations.</p>");
+    for name in ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"] {
+        let points: Vec<(f64, f64)> = records
+            .iter()
+            .map(|r| (r.iter as f64, r.losses.named().iter().find(|(n, _)| *n == name).map_or(f64::NAN, |p| p.1)))
+            .collect();
+        html.push_str(&chart(name, &smooth(&points)));
+    }
+    let lr: Vec<(f64, f64)> = records.iter().map(|r| (r.iter as f64, r.lr)).collect();
+    html.push_str(&chart("learning rate", &lr));
+    html.push_str("<h2>Samples</h2><p>Rows: real A, G_A(A), G_B(G_A(A)), G_B(A) &middot; real B, G_B(B), G_A(G_B(B)), G_A(B).</p>");
+    let mut samples: Vec<String> = std::fs::read_dir(run.samples_dir())
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    samples.retain(|n| n.starts_with("iter_") && n.ends_with(".png"));
+    samples.sort();
+    for name in samples.iter().rev().take(6) {
+        let iter = name.trim_start_matches("iter_").trim_end_matches(".png").trim_start_matches('0');
+        let _ = write!(html, r#"<figure><figcaption>iteration {iter}</figcaption><img src="samples/{name}" width="512"></figure>"#);
+    }
+    html.push_str("<h2>Options</h2><table>");
+    for (k, v) in options {
+        let class = if changed.contains(k) { " class=\"changed\"" } else { "" };
+        let _ = write!(html, "<tr{class}><td>{k}</td><td>{}</td></tr>", escape(v));
+    }
+    html.push_str("</table><p>Bold: changed from the default.</p></body></html>\n");
+    fs::write_bytes_atomic(&run.report_path(), html.as_bytes())
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// The report's path, for messages.
+pub fn report_location(run: &RunDir) -> String {
+    let p = run.report_path();
+    std::fs::canonicalize(&p).unwrap_or(p).display().to_string()
+}

@@ -1,0 +1,225 @@
+//! The run folder:
+//!
+//! ```text
+//! RUN_DIR/
+//!   options.toml          every option of the run (non-defaults listed at the top)
+//!   losses.jsonl          one line per logged iteration
+//!   report.html           loss curves and samples, refreshed while training
+//!   samples/              image grids: real_A fake_B rec_A idt_B / real_B fake_A rec_B idt_A
+//!   checkpoints/latest/   G_A, G_B, D_A, D_B .safetensors + training state
+//!   checkpoints/epoch_N/  the same, kept every --save-epoch-freq epochs
+//! ```
+//!
+//! A checkpoint folder is written beside its final name and renamed into
+//! place, so a crash or a full disk while saving leaves the previous one whole.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::adam::Adam;
+use super::image_pool::ImagePool;
+use super::options::TrainOptions;
+use super::schedule::Schedule;
+use super::step::{Losses, Trainer};
+use crate::checkpoint::{self, StateDict};
+use crate::error::{Error, Result};
+use crate::fs;
+use crate::rng::RngState;
+
+pub struct RunDir {
+    pub root: PathBuf,
+}
+
+/// Counters and small state saved beside the networks (`state.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// The epoch in progress (1-based).
+    pub epoch: usize,
+    /// Samples of this epoch already trained on.
+    pub epoch_samples: usize,
+    /// Optimisation steps taken in the whole run.
+    pub iteration: u64,
+    pub schedule: Schedule,
+    pub opt_g_steps: u64,
+    pub opt_d_steps: u64,
+    /// The generator behind image-pool swaps and penalty interpolation.
+    pub step_rng: RngState,
+    /// Sum and count of the generator loss this epoch (for the plateau schedule).
+    pub epoch_g_loss: f64,
+    pub epoch_steps: u64,
+}
+
+/// One line of `losses.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LossRecord {
+    pub epoch: usize,
+    pub iter: u64,
+    pub lr: f64,
+    #[serde(flatten)]
+    pub losses: Losses,
+    /// Wall-clock seconds of this iteration (data wait included).
+    pub seconds: f64,
+}
+
+impl RunDir {
+    pub fn new(root: &Path) -> Self {
+        Self { root: root.to_path_buf() }
+    }
+
+    pub fn options_path(&self) -> PathBuf {
+        self.root.join("options.toml")
+    }
+    pub fn losses_path(&self) -> PathBuf {
+        self.root.join("losses.jsonl")
+    }
+    pub fn samples_dir(&self) -> PathBuf {
+        self.root.join("samples")
+    }
+    pub fn report_path(&self) -> PathBuf {
+        self.root.join("report.html")
+    }
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+    pub fn latest(&self) -> PathBuf {
+        self.checkpoints().join("latest")
+    }
+    pub fn epoch_dir(&self, epoch: usize) -> PathBuf {
+        self.checkpoints().join(format!("epoch_{epoch}"))
+    }
+
+    /// Create the folders of a new run. Refuses a folder that already holds a run.
+    pub fn create(&self) -> Result<()> {
+        if self.options_path().exists() {
+            return Err(Error::Usage(format!(
+                "{}: already holds a training run; pass --resume to continue it, or choose another --output",
+                self.root.display()
+            )));
+        }
+        for dir in [self.root.clone(), self.samples_dir(), self.checkpoints()] {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        Ok(())
+    }
+
+    pub fn write_options(&self, options: &TrainOptions) -> Result<()> {
+        let changed = options.non_defaults();
+        let mut text = String::from("# cyclegan train options. Changed from the defaults: ");
+        text.push_str(if changed.is_empty() { "none" } else { "" });
+        text.push_str(&changed.join(", "));
+        text.push_str("\n\n");
+        text.push_str(&options.to_toml());
+        fs::write_bytes_atomic(&self.options_path(), text.as_bytes())
+    }
+
+    pub fn read_options(&self) -> Result<TrainOptions> {
+        let path = self.options_path();
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        TrainOptions::from_toml(&text).map_err(|e| Error::Checkpoint { path, reason: e })
+    }
+
+    pub fn append_losses(&self, record: &LossRecord) -> Result<()> {
+        let path = self.losses_path();
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        let line = serde_json::to_string(record).expect("losses serialize");
+        writeln!(f, "{line}").map_err(|e| Error::io(&path, e))
+    }
+
+    pub fn read_losses(&self) -> Vec<LossRecord> {
+        std::fs::read_to_string(self.losses_path())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Drop logged iterations after `iteration` (a resumed run logs them again).
+    pub fn truncate_losses(&self, iteration: u64) -> Result<()> {
+        let kept: Vec<String> = self
+            .read_losses()
+            .into_iter()
+            .filter(|r| r.iter <= iteration)
+            .map(|r| serde_json::to_string(&r).expect("losses serialize"))
+            .collect();
+        let mut text = kept.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        fs::write_bytes_atomic(&self.losses_path(), text.as_bytes())
+    }
+
+    /// Save everything needed to continue, into `dir`, replacing it atomically.
+    pub fn save_checkpoint(&self, dir: &Path, trainer: &Trainer, state: &TrainState) -> Result<()> {
+        let staging = dir.with_file_name(format!("{}.new", dir.file_name().and_then(|n| n.to_str()).unwrap_or("ckpt")));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+        }
+        std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+        trainer.nets.save(&staging)?;
+        let mut optim = trainer.opt_g.state().prefixed("G");
+        optim.extend(trainer.opt_d.state().prefixed("D"));
+        checkpoint::save_dict(&staging.join("optimizer.safetensors"), &optim, HashMap::new())?;
+        let mut pool = StateDict::default();
+        for (name, p) in [("fake_A", &trainer.pool_fake_a), ("fake_B", &trainer.pool_fake_b)] {
+            for (i, img) in p.contents().into_iter().enumerate() {
+                pool.insert(format!("{name}.{i:04}"), img);
+            }
+        }
+        checkpoint::save_dict(&staging.join("pool.safetensors"), &pool, HashMap::new())?;
+        let json = serde_json::to_string_pretty(state).expect("state serializes");
+        fs::write_bytes_atomic(&staging.join("state.json"), json.as_bytes())?;
+        replace_dir(&staging, dir)
+    }
+
+    /// The newest complete checkpoint folder of the run.
+    pub fn latest_complete(&self) -> Option<PathBuf> {
+        let latest = self.latest();
+        let old = self.checkpoints().join("latest.old");
+        [latest, old].into_iter().find(|d| d.join("state.json").is_file())
+    }
+
+    /// Restore a trainer's networks, optimisers and pools and the counters.
+    pub fn load_checkpoint(&self, dir: &Path, trainer: &mut Trainer, beta1: f64, device: &Device) -> Result<TrainState> {
+        let state_path = dir.join("state.json");
+        let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
+        let state: TrainState =
+            serde_json::from_str(&text).map_err(|e| Error::checkpoint(&state_path, format!("unreadable ({e})")))?;
+        trainer.nets.load(dir)?;
+        let optim_path = dir.join("optimizer.safetensors");
+        let (mut optim, _) = checkpoint::read_safetensors(&optim_path)?;
+        let inner = device.clone().inner();
+        let restore = |prefix: &str, steps, optim: &mut StateDict| {
+            Adam::restore(beta1, steps, optim.take_prefix(prefix), &inner).map_err(|e| Error::checkpoint(&optim_path, e))
+        };
+        trainer.opt_g = restore("G", state.opt_g_steps, &mut optim)?;
+        trainer.opt_d = restore("D", state.opt_d_steps, &mut optim)?;
+        let (mut pool, _) = checkpoint::read_safetensors(&dir.join("pool.safetensors"))?;
+        for (name, slot) in [("fake_A", &mut trainer.pool_fake_a), ("fake_B", &mut trainer.pool_fake_b)] {
+            let part = pool.take_prefix(name);
+            let images = part.iter().map(|(_, d)| d.clone()).collect();
+            *slot = ImagePool::restore(slot.capacity(), images, device);
+        }
+        Ok(state)
+    }
+}
+
+/// Put `staging` where `target` is, atomically as far as readers can tell:
+/// the old folder is moved aside first and removed only once the new one is in place.
+fn replace_dir(staging: &Path, target: &Path) -> Result<()> {
+    let old = target.with_file_name(format!("{}.old", target.file_name().and_then(|n| n.to_str()).unwrap_or("ckpt")));
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    if target.exists() {
+        std::fs::rename(target, &old).map_err(|e| Error::io(target, e))?;
+    }
+    std::fs::rename(staging, target).map_err(|e| Error::io(target, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    Ok(())
+}

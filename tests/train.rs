@@ -1,0 +1,184 @@
+//! `cyclegan train`: parity with the PyTorch reference, exact resume, and
+//! every option's effect.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use burn::tensor::Device;
+use cyclegan::checkpoint;
+use cyclegan::nets::{DiscriminatorArch, DiscriminatorConfig, Initializer, NamedTensors, Slot};
+use cyclegan::rng::Rng;
+use cyclegan::train::losses::gradient_penalty;
+use serde_json::Value;
+
+use crate::util::{Fixture, assert_close, bin, fixture, floats, run, tmp};
+
+/// A tiny dataset: the two train images of each domain from the fixtures, plus more emoji.
+fn dataset(dir: &Path, extra: usize) -> (PathBuf, PathBuf) {
+    let (a, b) = (dir.join("A"), dir.join("B"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    for i in 0..2 {
+        std::fs::copy(fixture(&format!("train_a{i}.png")), a.join(format!("train_a{i}.png"))).unwrap();
+        std::fs::copy(fixture(&format!("train_b{i}.png")), b.join(format!("train_b{i}.png"))).unwrap();
+    }
+    for i in 0..extra {
+        std::fs::copy(fixture("img_square.png"), a.join(format!("x{i}.png"))).unwrap();
+        std::fs::copy(fixture("img_odd.png"), b.join(format!("y{i}.png"))).unwrap();
+    }
+    (a, b)
+}
+
+/// Arguments for a tiny, fast network.
+const TINY: &[&str] = &["--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--load-size", "36", "--crop-size", "32"];
+
+fn train(args: &[&str]) -> (bool, String, String) {
+    let mut all = vec!["train"];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
+fn losses(run_dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run_dir.join("losses.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+const LOSS_NAMES: [&str; 8] = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"];
+
+fn check_parity(mode: &str) {
+    let dir = tmp();
+    let (a, b) = dataset(dir.path(), 0);
+    let out = dir.path().join("run");
+    let (ok, _, err) = train(&[
+        "--data-a", a.to_str().unwrap(), "--data-b", b.to_str().unwrap(), "--output", out.to_str().unwrap(),
+        "--init", fixture("train_init.safetensors").to_str().unwrap(),
+        "--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "8", "--gan-mode", mode,
+        "--pool-size", "0", "--no-flip", "--serial-batches", "--preprocess", "none",
+        "--max-iters", "3", "--print-freq", "1",
+    ]);
+    assert!(ok, "{err}");
+    let ours = losses(&out);
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(fixture(&format!("train_losses_{mode}.json"))).unwrap()).unwrap();
+    let reference = reference["steps"].as_array().unwrap();
+    assert_eq!(ours.len(), 3);
+    for (i, (o, r)) in ours.iter().zip(reference).enumerate() {
+        for name in LOSS_NAMES {
+            let (o, r) = (o[name].as_f64().unwrap(), r[name].as_f64().unwrap());
+            let rel = (o - r).abs() / r.abs();
+            assert!(rel < 1e-4, "{mode} step {} {name}: ours {o}, PyTorch {r} (relative {rel:.2e})", i + 1);
+        }
+    }
+}
+
+#[test]
+fn first_three_steps_match_pytorch_lsgan() {
+    check_parity("lsgan");
+}
+
+#[test]
+fn first_three_steps_match_pytorch_vanilla() {
+    check_parity("vanilla");
+}
+
+/// The penalty's value and its weight gradient against PyTorch's double backward.
+#[test]
+fn gradient_penalty_matches_double_backward() {
+    let fx = Fixture::open("gp_basic");
+    let device = Device::flex().autodiff();
+    let cfg = DiscriminatorConfig { ndf: 4, ..DiscriminatorConfig::new(DiscriminatorArch::Basic) };
+    let mut d = cfg.init(&Initializer::default(), &mut Rng::seed_from(0), &device);
+    fx.tensors.clone().take_prefix("w").load_into(&mut d).unwrap();
+    let alpha = floats(&fx.data("alpha"));
+    let gp = gradient_penalty(&d, fx.tensor("real", &device), fx.tensor("fake", &device), &alpha);
+    let want = floats(&fx.data("penalty"))[0] as f64;
+    assert!((gp.value - want).abs() / want < 1e-5, "penalty {} vs PyTorch {want}", gp.value);
+
+    let grads = gp.surrogate.backward();
+    let mut compared = 0;
+    d.visit_named("", &mut |key, slot| {
+        let got = match slot {
+            Slot::Weight(p) => p.val().grad(&grads).map(|g| g.into_data()),
+            Slot::Vector(p, _) => p.val().grad(&grads).map(|g| g.into_data()),
+            _ => return,
+        };
+        let want = fx.data(&format!("grad.{key}"));
+        let norm = |d: &burn::tensor::TensorData| floats(d).iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+        if let Some(weight) = key.strip_suffix(".bias").map(|p| fx.data(&format!("grad.{p}.weight")))
+            && norm(&want) < 1e-4 * norm(&weight)
+        {
+            // A bias before instance norm cannot change grad_x D: both sides are rounding noise.
+            let got = got.map(|g| norm(&g)).unwrap_or(0.0);
+            assert!(got < 1e-4 * norm(&weight), "{key}: gradient {got} where none is due");
+            return;
+        }
+        assert_close(&format!("d penalty / d {key}"), &got.expect("gradient"), &want, 1e-4);
+        compared += 1;
+    });
+    assert!(compared >= 5, "{compared} parameters compared");
+}
+
+/// SIGKILL after iteration 3, resume, and get exactly the losses of an
+/// uninterrupted run, with the image pool, random flips and crops on.
+#[test]
+fn killed_and_resumed_run_matches_uninterrupted_run() {
+    let dir = tmp();
+    let (a, b) = dataset(dir.path(), 2);
+    let common = |out: &Path, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "train", "--data-a", a.to_str().unwrap(), "--data-b", b.to_str().unwrap(), "--output", out.to_str().unwrap(),
+            "--netG", "resnet_6blocks", "--ngf", "8", "--ndf", "8", "--load-size", "72", "--crop-size", "64",
+            "--pool-size", "2", "--max-iters", "6", "--print-freq", "1", "--seed", "11",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let straight = dir.path().join("straight");
+    let out = bin().args(common(&straight, &[])).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let killed = dir.path().join("killed");
+    let mut child = bin()
+        .args(common(&killed, &["--save-latest-freq", "3"]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = killed.join("checkpoints/latest/state.json");
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&state)
+            && serde_json::from_str::<Value>(&text).is_ok_and(|v| v["iteration"] == 3)
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint at iteration 3");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+    child.wait().unwrap();
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["iteration"], 3, "killed too late");
+
+    let (ok, _, err) = run(&["train", "--resume", "--output", killed.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (want, got) = (losses(&straight), losses(&killed));
+    assert_eq!(got.len(), 6, "{got:?}");
+    for (w, g) in want.iter().zip(&got) {
+        assert_eq!(w["iter"], g["iter"]);
+        for name in LOSS_NAMES {
+            let (w, g) = (w[name].as_f64().unwrap(), g[name].as_f64().unwrap());
+            assert!((w - g).abs() <= 1e-6 * w.abs().max(1.0), "iteration {}: {name} {g} vs {w}", g);
+        }
+    }
+    // the pool really swapped (it holds 2, and 6 fakes went through it)
+    let (pool, _) = checkpoint::read_safetensors(&killed.join("checkpoints/latest/pool.safetensors")).unwrap();
+    assert_eq!(pool.len(), 4, "two images in each of the two pools");
+}

@@ -3,13 +3,17 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use cyclegan::cli::{Cli, one_line, run};
+use cyclegan::cli::{Cli, one_line, one_line_usage_error, run};
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(e) => e.exit(),
+    let parsed = Cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) if e.use_stderr() => {
+            eprintln!("{}", one_line_usage_error(&e));
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(), // --help, --version
     };
     match run(cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,3 +6,4 @@ mod checkpoints;
 mod cli;
 mod parity;
 mod train;
+mod train_options;

@@ -30,8 +30,6 @@ fn dataset(dir: &Path, extra: usize) -> (PathBuf, PathBuf) {
     (a, b)
 }
 
-/// Arguments for a tiny, fast network.
-const TINY: &[&str] = &["--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--load-size", "36", "--crop-size", "32"];
 
 fn train(args: &[&str]) -> (bool, String, String) {
     let mut all = vec!["train"];

@@ -87,6 +87,30 @@ pub fn encode(dict: &StateDict, metadata: HashMap<String, String>) -> Vec<u8> {
             (k.clone(), raw)
         })
         .collect();
-    safetensors::serialize(raws.iter().map(|(k, r)| (k.as_str(), r)), Some(metadata))
+    // safetensors 0.8 writes a broken header for no tensors with `Some(metadata)`.
+    let metadata = (!metadata.is_empty() && !raws.is_empty()).then_some(metadata);
+    safetensors::serialize(raws.iter().map(|(k, r)| (k.as_str(), r)), metadata)
         .expect("serializing in-memory tensors cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_including_the_empty_file() {
+        let path = Path::new("x.safetensors");
+        let mut dict = StateDict::default();
+        for meta in [HashMap::new(), HashMap::from([("k".to_string(), "v".to_string())])] {
+            let (back, _) = decode(path, &encode(&dict, meta.clone())).unwrap();
+            assert!(back.is_empty());
+        }
+        dict.insert("a.weight".into(), TensorData::new(vec![1.5f32, -2.0], [2]));
+        dict.insert("n".into(), TensorData::new(vec![7i64], Vec::<usize>::new()));
+        let meta = HashMap::from([("k".to_string(), "v".to_string())]);
+        let (back, m) = decode(path, &encode(&dict, meta.clone())).unwrap();
+        assert_eq!(m, meta);
+        assert_eq!(back.get("a.weight"), dict.get("a.weight"));
+        assert_eq!(back.get("n"), dict.get("n"));
+    }
 }

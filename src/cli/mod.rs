@@ -11,6 +11,7 @@ use crate::device::DeviceChoice;
 
 #[derive(Parser, Debug)]
 #[command(name = "cyclegan", version, about = "Unpaired image-to-image translation (CycleGAN, Zhu et al. 2017)")]
+#[command(args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -59,4 +60,14 @@ pub fn one_line(err: &anyhow::Error) -> String {
         }
     }
     parts.join(": ").replace('\n', " ")
+}
+
+/// A command-line parsing error on one line (clap spreads it over several).
+pub fn one_line_usage_error(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

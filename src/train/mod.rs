@@ -226,7 +226,7 @@ fn next_batch(
         let Some(loaded) = loader.next() else { break };
         let loaded = loaded?;
         for skipped in &loaded.skipped {
-            bar.println(format!("warning: skipping {skipped}"));
+            bar.suspend(|| eprintln!("warning: skipping {skipped}"));
         }
         a.push(loaded.a);
         b.push(loaded.b);

@@ -11,6 +11,7 @@
 //! - [`translate`]: images, folders and large pictures through a trained generator;
 //! - [`cli`]: one typed options struct per command.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod device;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod nets;
 pub mod ops;
 pub mod rng;
 pub mod data;
+pub mod demo;
 pub mod translate;
 pub mod cli;
 pub mod train;

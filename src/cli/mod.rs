@@ -1,6 +1,8 @@
 //! The command line: one subcommand per job, each with its own typed
 //! options struct (`cyclegan <command> --help` documents each flag).
 
+mod bench;
+mod demo;
 mod import;
 mod train;
 mod translate;
@@ -19,6 +21,10 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Time translation and training on this machine.
+    Bench(bench::BenchArgs),
+    /// Train on the bundled emoji dataset for a few minutes, then translate its test set.
+    Demo(demo::DemoArgs),
     /// Train a CycleGAN on two folders of unpaired images.
     Train(train::TrainArgs),
     /// Translate images or folders with a trained generator.
@@ -44,6 +50,8 @@ impl DeviceArgs {
 /// Run the parsed command; `matches` tells which options were given explicitly.
 pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
     match cli.command {
+        Command::Bench(args) => bench::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Train(args) => train::run(args, matches.subcommand_matches("train").expect("train subcommand")),
         Command::Translate(args) => translate::run(args),
         Command::Import(args) => import::run(args),

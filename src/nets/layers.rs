@@ -6,8 +6,6 @@
 //! inference with `Module::valid()` always runs in evaluation mode.
 
 use burn::module::{Module, Param, RunningState};
-use burn::tensor::module::{conv2d, conv_transpose2d};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::init::Initializer;
@@ -45,15 +43,13 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let options = ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1);
-        conv2d(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()), options)
+        ops::conv2d(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()), self.stride, self.padding)
     }
 
     /// The output and its directional derivative along `dx` (the conv is affine:
     /// the derivative is the conv without bias).
     pub fn forward_tangent(&self, x: Tensor<4>, dx: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let options = ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], 1);
-        (self.forward(x), conv2d(dx, self.weight.val(), None, options))
+        (self.forward(x), ops::conv2d(dx, self.weight.val(), None, self.stride, self.padding))
     }
 }
 
@@ -97,9 +93,8 @@ impl ConvTranspose2d {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let options =
-            ConvTransposeOptions::new([self.stride; 2], [self.padding; 2], [self.output_padding; 2], [1, 1], 1);
-        conv_transpose2d(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()), options)
+        let bias = self.bias.as_ref().map(|b| b.val());
+        ops::conv_transpose2d(x, self.weight.val(), bias, self.stride, self.padding, self.output_padding)
     }
 }
 

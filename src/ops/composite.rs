@@ -2,16 +2,30 @@
 //! backend runs and autodiff differentiates.
 
 use burn::tensor::Tensor;
-use burn::tensor::ops::PadMode;
+use burn::tensor::module;
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, PadMode};
 
-pub fn reflect_pad_composite(x: Tensor<4>, [top, bottom, left, right]: [usize; 4]) -> Tensor<4> {
-    if top + bottom + left + right == 0 {
-        return x;
-    }
+pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, stride: usize, padding: usize) -> Tensor<4> {
+    module::conv2d(x, weight, bias, ConvOptions::new([stride; 2], [padding; 2], [1, 1], 1))
+}
+
+pub fn conv_transpose2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> Tensor<4> {
+    let options = ConvTransposeOptions::new([stride; 2], [padding; 2], [output_padding; 2], [1, 1], 1);
+    module::conv_transpose2d(x, weight, bias, options)
+}
+
+pub fn reflect_pad(x: Tensor<4>, [top, bottom, left, right]: [usize; 4]) -> Tensor<4> {
     x.pad([(0, 0), (0, 0), (top, bottom), (left, right)], PadMode::Reflect)
 }
 
-pub fn instance_norm_composite(x: Tensor<4>, eps: f64) -> Tensor<4> {
+pub fn instance_norm(x: Tensor<4>, eps: f64) -> Tensor<4> {
     let [n, c, h, w] = x.dims();
     let flat = x.reshape([n, c, h * w]);
     let (var, mean) = flat.clone().var_mean_bias(2);

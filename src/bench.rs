@@ -1,0 +1,145 @@
+//! `cyclegan bench`: time what users wait for, on this machine, the way the
+//! PyTorch reference's `time-forward` and `time-train` do: a
+//! `resnet_9blocks` generator (ngf 64) forward at 256 px, and a full
+//! CycleGAN iteration (two such generators, two basic PatchGANs, ndf 64) at
+//! 128 and 256 px; medians after one warm-up run, and each case's peak
+//! resident memory (each case runs in a process of its own).
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::{Device, Distribution, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::nets::{DiscriminatorArch, DiscriminatorConfig, GeneratorArch, GeneratorConfig, Initializer};
+use crate::rng::Rng;
+use crate::train::adam::Adam;
+use crate::train::image_pool::ImagePool;
+use crate::train::losses::GanMode;
+use crate::train::model::CycleGan;
+use crate::train::step::{Objective, Trainer};
+
+/// What one case measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Case {
+    /// Generator forward (inference) at `size` px, `batch` images.
+    Forward { size: usize, batch: usize },
+    /// One full training iteration at `size` px, batch 1.
+    Train { size: usize },
+}
+
+impl Case {
+    pub fn name(&self) -> String {
+        match self {
+            Case::Forward { size, batch: 1 } => format!("forward{size}"),
+            Case::Forward { size, batch } => format!("forward{size}x{batch}"),
+            Case::Train { size } => format!("train{size}"),
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        if let Some(rest) = name.strip_prefix("forward") {
+            let (size, batch) = rest.split_once('x').unwrap_or((rest, "1"));
+            return Some(Case::Forward { size: size.parse().ok()?, batch: batch.parse().ok()? });
+        }
+        name.strip_prefix("train").and_then(|s| s.parse().ok()).map(|size| Case::Train { size })
+    }
+
+    /// The cases the benchmark runs by default.
+    pub fn defaults() -> Vec<Case> {
+        vec![
+            Case::Forward { size: 256, batch: 1 },
+            Case::Forward { size: 256, batch: 4 },
+            Case::Train { size: 128 },
+            Case::Train { size: 256 },
+        ]
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Measurement {
+    pub case: String,
+    /// Seconds per run, warm-up excluded.
+    pub runs: Vec<f64>,
+    pub median_s: f64,
+    /// Peak resident memory of the process, MiB (Linux; 0 elsewhere).
+    pub peak_rss_mib: f64,
+    pub threads: usize,
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Peak resident set size of this process so far (VmHWM), in MiB.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn generator(device: &Device, rng: &mut Rng) -> crate::nets::Generator {
+    GeneratorConfig::new(GeneratorArch::Resnet9Blocks).init(&Initializer::default(), rng, device)
+}
+
+/// Run one case `repeats` times after a warm-up run.
+pub fn measure(case: Case, repeats: usize, device: &Device) -> Measurement {
+    let mut rng = Rng::seed_from(0);
+    let runs: Vec<f64> = match case {
+        Case::Forward { size, batch } => {
+            let g = generator(device, &mut rng).valid();
+            let x = Tensor::<4>::random([batch, 3, size, size], Distribution::Uniform(-1.0, 1.0), device);
+            (0..=repeats)
+                .map(|_| {
+                    let t = Instant::now();
+                    let _ = g.forward(x.clone()).into_data();
+                    t.elapsed().as_secs_f64()
+                })
+                .skip(1)
+                .collect()
+        }
+        Case::Train { size } => {
+            let ad = device.clone().autodiff();
+            let nets = CycleGan::new(
+                &GeneratorConfig::new(GeneratorArch::Resnet9Blocks),
+                &DiscriminatorConfig::new(DiscriminatorArch::Basic),
+                &Initializer::default(),
+                &mut rng,
+                &ad,
+            );
+            let mut trainer = Trainer {
+                nets,
+                opt_g: Adam::new(0.5),
+                opt_d: Adam::new(0.5),
+                pool_fake_a: ImagePool::new(50),
+                pool_fake_b: ImagePool::new(50),
+                objective: Objective { gan_mode: GanMode::Lsgan, lambda_a: 10.0, lambda_b: 10.0, lambda_identity: 0.5 },
+            };
+            let a = Tensor::<4>::random([1, 3, size, size], Distribution::Uniform(-1.0, 1.0), &ad);
+            let b = Tensor::<4>::random([1, 3, size, size], Distribution::Uniform(-1.0, 1.0), &ad);
+            (0..=repeats)
+                .map(|_| {
+                    let t = Instant::now();
+                    let _ = trainer.step(a.clone(), b.clone(), 2e-4, &mut rng);
+                    t.elapsed().as_secs_f64()
+                })
+                .skip(1)
+                .collect()
+        }
+    };
+    Measurement {
+        case: case.name(),
+        median_s: median(&runs),
+        runs,
+        peak_rss_mib: peak_rss_mib(),
+        threads: rayon::current_num_threads(),
+    }
+}

@@ -1,0 +1,62 @@
+//! `cyclegan bench`: each case in a fresh process (so its peak memory is its
+//! own), medians and peak memory printed as a table or JSON lines.
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use super::DeviceArgs;
+use crate::bench::{self, Case, Measurement};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Cases to run: forwardSIZE[xBATCH], trainSIZE (default: forward256, forward256x4, train128, train256).
+    #[arg(long, value_delimiter = ',')]
+    pub cases: Vec<String>,
+    /// Timed runs per case, after one warm-up run.
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    /// Print one JSON object per case instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Run one case in this process (used by the parent process).
+    #[arg(long, hide = true)]
+    pub child: Option<String>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let device = args.device.device()?;
+    if let Some(name) = &args.child {
+        let case = Case::parse(name).with_context(|| format!("unknown case {name}"))?;
+        println!("{}", serde_json::to_string(&bench::measure(case, args.repeats.max(1), &device))?);
+        return Ok(());
+    }
+    let cases: Vec<Case> = if args.cases.is_empty() {
+        Case::defaults()
+    } else {
+        args.cases.iter().map(|c| Case::parse(c).with_context(|| format!("unknown case {c}"))).collect::<Result<_, _>>()?
+    };
+    let exe = std::env::current_exe()?;
+    if !args.json {
+        println!("{:<14} {:>10} {:>12} {:>8}  runs (s)", "case", "median s", "peak MiB", "threads");
+    }
+    for case in cases {
+        let out = std::process::Command::new(&exe)
+            .args(["bench", "--child", &case.name(), "--repeats", &args.repeats.to_string()])
+            .args(["--device", &crate::train::options::value_name(&args.device.device)])
+            .output()?;
+        if !out.status.success() {
+            bail!("case {} failed: {}", case.name(), String::from_utf8_lossy(&out.stderr).trim());
+        }
+        let text = String::from_utf8(out.stdout)?;
+        let m: Measurement = serde_json::from_str(text.trim()).context("reading a case's result")?;
+        if args.json {
+            println!("{}", text.trim());
+        } else {
+            let runs: Vec<String> = m.runs.iter().map(|r| format!("{r:.3}")).collect();
+            println!("{:<14} {:>10.3} {:>12.0} {:>8}  {}", m.case, m.median_s, m.peak_rss_mib, m.threads, runs.join(" "));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,348 @@
+//! 2-D convolution (square kernel, equal strides, symmetric zero padding,
+//! one group: every conv of the CycleGAN networks), its input gradient and
+//! its weight gradient. Transposed convolutions are the input gradient of a
+//! convolution, and their gradients are a forward convolution and a weight
+//! gradient with the roles of input and output swapped.
+
+use rayon::prelude::*;
+
+use super::Nchw;
+use super::direct;
+use super::gemm::{Mat, Threads, matmul};
+use super::scratch::Scratch;
+use super::winograd;
+
+/// Kernel size, stride and zero padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Geometry {
+    pub fn new(k: usize, stride: usize, pad: usize) -> Self {
+        Self { k, stride, pad }
+    }
+
+    /// Output size along one axis for an input of size `len`.
+    pub fn out(&self, len: usize) -> usize {
+        (len + 2 * self.pad - self.k) / self.stride + 1
+    }
+
+    pub fn out_shape(&self, x: Nchw, co: usize) -> Nchw {
+        Nchw::new(x.n, co, self.out(x.h), self.out(x.w))
+    }
+}
+
+/// How a convolution is computed; chosen by shape alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Winograd,
+    Direct,
+    Gemm,
+}
+
+/// Channel counts at or below which direct loops beat im2col + GEMM.
+const FEW_CHANNELS: usize = 4;
+/// Channel counts from which Winograd's transforms pay for themselves.
+const WINOGRAD_CHANNELS: usize = 16;
+
+fn method(ci: usize, co: usize, g: Geometry) -> Method {
+    if g.stride == 1 && (ci <= FEW_CHANNELS || co <= FEW_CHANNELS) {
+        Method::Direct
+    } else if g.k == 3 && g.stride == 1 && g.pad <= 2 && ci >= WINOGRAD_CHANNELS && co >= WINOGRAD_CHANNELS {
+        Method::Winograd
+    } else {
+        Method::Gemm
+    }
+}
+
+/// `y = conv(x, w) + bias`; `w` is `[co, ci, k, k]`.
+pub fn forward(x: &[f32], xs: Nchw, w: &[f32], co: usize, bias: Option<&[f32]>, g: Geometry) -> (Vec<f32>, Nchw) {
+    let ys = g.out_shape(xs, co);
+    assert_eq!(x.len(), xs.len());
+    assert_eq!(w.len(), co * xs.c * g.k * g.k);
+    let mut y = match method(xs.c, co, g) {
+        Method::Winograd => winograd::conv3x3(x, xs, w, co, g.pad),
+        Method::Direct => direct::conv(x, xs, w, co, g),
+        Method::Gemm => gemm_forward(x, xs, w, co, g, ys),
+    };
+    if let Some(b) = bias {
+        y.par_chunks_mut(ys.plane()).enumerate().for_each(|(i, plane)| {
+            let v = b[i % co];
+            plane.iter_mut().for_each(|p| *p += v);
+        });
+    }
+    (y, ys)
+}
+
+/// The gradient with respect to the input `x` (of shape `xs`) given the
+/// gradient `dy` of the output (of shape `ys`).
+pub fn backward_input(dy: &[f32], ys: Nchw, w: &[f32], xs: Nchw, g: Geometry) -> Vec<f32> {
+    assert_eq!(dy.len(), ys.len());
+    let (ci, co, k) = (xs.c, ys.c, g.k);
+    match method(ci, co, g) {
+        // For stride 1 the input gradient is a convolution of dy, zero-padded
+        // by k - 1 - pad, with the kernel flipped and its channels swapped.
+        Method::Winograd | Method::Direct if xs.h + 2 * g.pad + 1 == ys.h + k && xs.w + 2 * g.pad + 1 == ys.w + k => {
+            let wt = flip_transpose(w, co, ci, k);
+            let gt = Geometry::new(k, 1, k - 1 - g.pad);
+            let (dx, _) = forward(dy, ys, &wt, ci, None, gt);
+            dx
+        }
+        _ => gemm_backward_input(dy, ys, w, xs, g),
+    }
+}
+
+/// The gradient with respect to the weight `[co, ci, k, k]`.
+pub fn backward_weight(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, g: Geometry) -> Vec<f32> {
+    assert_eq!(x.len(), xs.len());
+    assert_eq!(dy.len(), ys.len());
+    match method(xs.c, ys.c, g) {
+        Method::Direct => direct::weight_grad(x, xs, dy, ys, g),
+        _ => gemm_backward_weight(x, xs, dy, ys, g),
+    }
+}
+
+/// The gradient with respect to a bias: the sum of `dy` over batch and space.
+pub fn backward_bias(dy: &[f32], ys: Nchw) -> Vec<f32> {
+    let per_plane: Vec<f64> = dy.par_chunks(ys.plane()).map(|p| p.iter().map(|v| *v as f64).sum()).collect();
+    let mut out = vec![0f64; ys.c];
+    for (i, s) in per_plane.iter().enumerate() {
+        out[i % ys.c] += s;
+    }
+    out.into_iter().map(|v| v as f32).collect()
+}
+
+/// `w[co][ci][ky][kx]` -> `w'[ci][co][k-1-ky][k-1-kx]`.
+fn flip_transpose(w: &[f32], co: usize, ci: usize, k: usize) -> Vec<f32> {
+    let mut out = vec![0f32; w.len()];
+    for o in 0..co {
+        for i in 0..ci {
+            for ky in 0..k {
+                for kx in 0..k {
+                    out[((i * co + o) * k + (k - 1 - ky)) * k + (k - 1 - kx)] = w[((o * ci + i) * k + ky) * k + kx];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The im2col matrix of one image: row `(c * k + ky) * k + kx`, column
+/// `oy * ow + ox`, holding `x[c][oy * s + ky - p][ox * s + kx - p]` (0 outside).
+fn im2col(x: &[f32], xs: Nchw, g: Geometry, oh: usize, ow: usize, col: &mut [f32]) {
+    let (h, w, k, s, p) = (xs.h, xs.w, g.k, g.stride, g.pad);
+    let rows_per_channel = k * k * oh * ow;
+    col.par_chunks_mut(rows_per_channel).enumerate().for_each(|(c, dst)| {
+        let src = &x[c * h * w..(c + 1) * h * w];
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &mut dst[(ky * k + kx) * oh * ow..(ky * k + kx + 1) * oh * ow];
+                for oy in 0..oh {
+                    let out = &mut row[oy * ow..(oy + 1) * ow];
+                    let iy = (oy * s + ky) as isize - p as isize;
+                    if iy < 0 || iy >= h as isize {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let line = &src[iy as usize * w..(iy as usize + 1) * w];
+                    for (ox, o) in out.iter_mut().enumerate() {
+                        let ix = (ox * s + kx) as isize - p as isize;
+                        *o = if ix < 0 || ix >= w as isize { 0.0 } else { line[ix as usize] };
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Add an im2col matrix back into image positions (the adjoint of [`im2col`]).
+fn col2im(col: &[f32], xs: Nchw, g: Geometry, oh: usize, ow: usize, x: &mut [f32]) {
+    let (h, w, k, s, p) = (xs.h, xs.w, g.k, g.stride, g.pad);
+    let rows_per_channel = k * k * oh * ow;
+    x.par_chunks_mut(h * w).enumerate().for_each(|(c, dst)| {
+        let src = &col[c * rows_per_channel..(c + 1) * rows_per_channel];
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &src[(ky * k + kx) * oh * ow..(ky * k + kx + 1) * oh * ow];
+                for oy in 0..oh {
+                    let iy = (oy * s + ky) as isize - p as isize;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    let line = &mut dst[iy as usize * w..(iy as usize + 1) * w];
+                    for (ox, v) in row[oy * ow..(oy + 1) * ow].iter().enumerate() {
+                        let ix = (ox * s + kx) as isize - p as isize;
+                        if ix >= 0 && ix < w as isize {
+                            line[ix as usize] += v;
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+fn gemm_forward(x: &[f32], xs: Nchw, w: &[f32], co: usize, g: Geometry, ys: Nchw) -> Vec<f32> {
+    let kk = xs.c * g.k * g.k;
+    let plane = ys.plane();
+    let mut y = vec![0f32; ys.len()];
+    let mut col = Scratch::take(kk * plane);
+    for b in 0..xs.n {
+        im2col(&x[b * xs.c * xs.plane()..(b + 1) * xs.c * xs.plane()], xs, g, ys.h, ys.w, &mut col);
+        let out = &mut y[b * co * plane..(b + 1) * co * plane];
+        matmul(co, plane, kk, Mat::rows(w, kk), Mat::rows(&col, plane), out, false, Threads::All);
+    }
+    y
+}
+
+fn gemm_backward_input(dy: &[f32], ys: Nchw, w: &[f32], xs: Nchw, g: Geometry) -> Vec<f32> {
+    let kk = xs.c * g.k * g.k;
+    let plane = ys.plane();
+    let co = ys.c;
+    let mut dx = vec![0f32; xs.len()];
+    let mut col = Scratch::take(kk * plane);
+    for b in 0..xs.n {
+        // col = W^T dy: (ci k k) x P
+        let g_out = &dy[b * co * plane..(b + 1) * co * plane];
+        matmul(kk, plane, co, Mat::transposed(w, kk), Mat::rows(g_out, plane), &mut col, false, Threads::All);
+        col2im(&col, xs, g, ys.h, ys.w, &mut dx[b * xs.c * xs.plane()..(b + 1) * xs.c * xs.plane()]);
+    }
+    dx
+}
+
+fn gemm_backward_weight(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, g: Geometry) -> Vec<f32> {
+    let kk = xs.c * g.k * g.k;
+    let plane = ys.plane();
+    let co = ys.c;
+    let mut dw = vec![0f32; co * kk];
+    let mut col = Scratch::take(kk * plane);
+    for b in 0..xs.n {
+        im2col(&x[b * xs.c * xs.plane()..(b + 1) * xs.c * xs.plane()], xs, g, ys.h, ys.w, &mut col);
+        let g_out = &dy[b * co * plane..(b + 1) * co * plane];
+        // dW += dy col^T: co x (ci k k), summing over the P output positions
+        matmul(co, kk, plane, Mat::rows(g_out, plane), Mat::transposed(&col, plane), &mut dw, b > 0, Threads::All);
+    }
+    dw
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random values in [-1, 1).
+    pub fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(12345);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    pub fn naive_forward(x: &[f32], xs: Nchw, w: &[f32], co: usize, g: Geometry) -> Vec<f32> {
+        let ys = g.out_shape(xs, co);
+        let mut y = vec![0f32; ys.len()];
+        for b in 0..xs.n {
+            for o in 0..co {
+                for oy in 0..ys.h {
+                    for ox in 0..ys.w {
+                        let mut acc = 0f64;
+                        for i in 0..xs.c {
+                            for ky in 0..g.k {
+                                for kx in 0..g.k {
+                                    let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                                    let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                                    if iy >= 0 && ix >= 0 && (iy as usize) < xs.h && (ix as usize) < xs.w {
+                                        let xv = x[((b * xs.c + i) * xs.h + iy as usize) * xs.w + ix as usize];
+                                        acc += xv as f64 * w[((o * xs.c + i) * g.k + ky) * g.k + kx] as f64;
+                                    }
+                                }
+                            }
+                        }
+                        y[((b * co + o) * ys.h + oy) * ys.w + ox] = acc as f32;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    pub fn close(got: &[f32], want: &[f32], tol: f32, what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: lengths");
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= tol * scale, "{what}[{i}]: {g} vs {w}");
+        }
+    }
+
+    /// The gradients of `sum(conv(x, w) * r)` by the adjoint identities:
+    /// <conv(x, w), r> = <x, dX(r)> = <w, dW(x, r)>.
+    fn check(xs: Nchw, co: usize, g: Geometry, expect: Method) {
+        assert_eq!(method(xs.c, co, g), expect, "{xs:?} {co} {g:?}");
+        let x = values(xs.len(), 1);
+        let w = values(co * xs.c * g.k * g.k, 2);
+        let bias = values(co, 3);
+        let (y, ys) = forward(&x, xs, &w, co, Some(&bias), g);
+        let mut want = naive_forward(&x, xs, &w, co, g);
+        for (i, v) in want.iter_mut().enumerate() {
+            *v += bias[(i / ys.plane()) % co];
+        }
+        close(&y, &want, 1e-5, &format!("{expect:?} forward"));
+
+        let r = values(ys.len(), 4);
+        let dx = backward_input(&r, ys, &w, xs, g);
+        let dw = backward_weight(&x, xs, &r, ys, g);
+        // check each gradient entry against a naive derivative of the naive forward
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| *p as f64 * *q as f64).sum::<f64>();
+        let base = dot(&naive_forward(&x, xs, &w, co, g), &r);
+        for (idx, step) in [(0usize, 0.5f32), (xs.len() / 2, 0.5), (xs.len() - 1, 0.5)] {
+            let mut x2 = x.clone();
+            x2[idx] += step;
+            let d = (dot(&naive_forward(&x2, xs, &w, co, g), &r) - base) / step as f64;
+            assert!((d - dx[idx] as f64).abs() < 1e-3 * d.abs().max(1.0), "{expect:?} dx[{idx}]: {} vs {d}", dx[idx]);
+        }
+        for idx in [0usize, w.len() / 3, w.len() - 1] {
+            let mut w2 = w.clone();
+            w2[idx] += 0.5;
+            let d = (dot(&naive_forward(&x, xs, &w2, co, g), &r) - base) / 0.5;
+            assert!((d - dw[idx] as f64).abs() < 1e-3 * d.abs().max(1.0), "{expect:?} dw[{idx}]: {} vs {d}", dw[idx]);
+        }
+        // and the whole gradients by the adjoint identity
+        let lhs = dot(&naive_forward(&x, xs, &w, co, g), &r);
+        assert!((lhs - dot(&x, &dx)).abs() < 1e-3 * lhs.abs().max(1.0), "{expect:?}: <x, dX> {} vs {lhs}", dot(&x, &dx));
+        assert!((lhs - dot(&w, &dw)).abs() < 1e-3 * lhs.abs().max(1.0), "{expect:?}: <w, dW> {} vs {lhs}", dot(&w, &dw));
+        let db = backward_bias(&r, ys);
+        let want_db: Vec<f32> = (0..co)
+            .map(|o| (0..ys.n).map(|b| r[(b * co + o) * ys.plane()..(b * co + o + 1) * ys.plane()].iter().sum::<f32>()).sum())
+            .collect();
+        close(&db, &want_db, 1e-5, "bias gradient");
+    }
+
+    #[test]
+    fn winograd_3x3() {
+        check(Nchw::new(2, 16, 9, 7), 17, Geometry::new(3, 1, 0), Method::Winograd);
+        check(Nchw::new(1, 20, 6, 8), 16, Geometry::new(3, 1, 1), Method::Winograd);
+    }
+
+    #[test]
+    fn direct_few_channels() {
+        check(Nchw::new(1, 3, 13, 11), 8, Geometry::new(7, 1, 0), Method::Direct);
+        check(Nchw::new(2, 6, 12, 9), 3, Geometry::new(7, 1, 3), Method::Direct);
+        check(Nchw::new(1, 1, 8, 8), 5, Geometry::new(4, 1, 1), Method::Direct);
+    }
+
+    #[test]
+    fn gemm_strided_and_general() {
+        check(Nchw::new(2, 5, 10, 9), 7, Geometry::new(3, 2, 1), Method::Gemm);
+        check(Nchw::new(1, 6, 9, 9), 8, Geometry::new(4, 2, 1), Method::Gemm);
+        check(Nchw::new(1, 3, 9, 9), 8, Geometry::new(4, 2, 1), Method::Gemm);
+        check(Nchw::new(1, 8, 7, 7), 9, Geometry::new(4, 1, 1), Method::Gemm);
+        check(Nchw::new(1, 8, 5, 5), 9, Geometry::new(1, 1, 0), Method::Gemm);
+    }
+}

@@ -1,0 +1,234 @@
+//! Direct stride-1 convolution for layers with few input or output channels
+//! (the 7x7 stem 3 -> ngf and head ngf -> 3 of the ResNet generator). With
+//! three channels on one side, im2col + GEMM spends its time building a
+//! matrix with a tiny dimension; here each loaded input vector feeds several
+//! output channels' accumulators, which stay in registers.
+
+use multiversion::multiversion;
+use rayon::prelude::*;
+
+use super::Nchw;
+use super::conv::Geometry;
+
+const LANES: usize = 8;
+/// Output channels computed together (one input load feeds this many multiply-adds).
+const BLOCK: usize = 4;
+
+/// `y[b][o][oy][ox] = sum_i,ky,kx w[o][i][ky][kx] * x[b][i][oy + ky - p][ox + kx - p]` (0 outside).
+pub fn conv(x: &[f32], xs: Nchw, w: &[f32], co: usize, g: Geometry) -> Vec<f32> {
+    assert_eq!(g.stride, 1);
+    let ys = g.out_shape(xs, co);
+    let (ci, k) = (xs.c, g.k);
+    // Weights regrouped as [o block][i][ky][kx][BLOCK], zero for missing channels.
+    let blocks = co.div_ceil(BLOCK);
+    let mut wb = vec![0f32; blocks * ci * k * k * BLOCK];
+    for o in 0..co {
+        for t in 0..ci * k * k {
+            wb[((o / BLOCK) * ci * k * k + t) * BLOCK + o % BLOCK] = w[o * ci * k * k + t];
+        }
+    }
+    let mut y = vec![0f32; ys.len()];
+    // One task per (image, output row): it writes that row of every output channel.
+    let rows: Vec<(usize, usize)> = (0..xs.n).flat_map(|b| (0..ys.h).map(move |oy| (b, oy))).collect();
+    let results: Vec<Vec<f32>> = rows
+        .par_iter()
+        .map(|&(b, oy)| {
+            let mut out = vec![0f32; co * ys.w];
+            let image = &x[b * ci * xs.plane()..(b + 1) * ci * xs.plane()];
+            conv_row(image, xs.h, xs.w, ci, &wb, co, k, g.pad, oy, &mut out);
+            out
+        })
+        .collect();
+    for ((b, oy), out) in rows.into_iter().zip(results) {
+        for o in 0..co {
+            let dst = ((b * co + o) * ys.h + oy) * ys.w;
+            y[dst..dst + ys.w].copy_from_slice(&out[o * ys.w..(o + 1) * ys.w]);
+        }
+    }
+    y
+}
+
+/// One output row `oy` of every output channel, into `out[o * ow + ox]`.
+#[allow(clippy::too_many_arguments)]
+fn conv_row(image: &[f32], h: usize, w: usize, ci: usize, wb: &[f32], co: usize, k: usize, pad: usize, oy: usize, out: &mut [f32]) {
+    let ow = out.len() / co;
+    // The input rows this output row reads: (tap row i * k + ky, the row). With
+    // padding, each row is copied between zeros, with slack for a full last chunk,
+    // so that every chunk reads inside its row.
+    let slack = 2 * LANES;
+    let lines: Vec<(usize, std::borrow::Cow<[f32]>)> = (0..ci)
+        .flat_map(|i| (0..k).map(move |ky| (i, ky)))
+        .filter_map(|(i, ky)| {
+            let iy = (oy + ky) as isize - pad as isize;
+            (iy >= 0 && iy < h as isize).then(|| {
+                let row = &image[(i * h + iy as usize) * w..(i * h + iy as usize + 1) * w];
+                let line = if pad == 0 && ow % (2 * LANES) == 0 {
+                    std::borrow::Cow::Borrowed(row)
+                } else {
+                    let mut padded = vec![0f32; w + 2 * pad + slack];
+                    padded[pad..pad + w].copy_from_slice(row);
+                    std::borrow::Cow::Owned(padded)
+                };
+                (i * k + ky, line)
+            })
+        })
+        .collect();
+    let lines: Vec<(usize, &[f32])> = lines.iter().map(|(r, l)| (*r, l.as_ref())).collect();
+    let w = lines.first().map_or(w, |(_, l)| l.len());
+    let simd = simd_available();
+    for blk in 0..co.div_ceil(BLOCK) {
+        let wblk = &wb[blk * ci * k * k * BLOCK..(blk + 1) * ci * k * k * BLOCK];
+        let mut ox = 0;
+        while ox < ow {
+            // Rows are padded now: output ox reads row[ox + kx].
+            let n = (ow - ox).min(2 * LANES);
+            let mut acc = [[0f32; 2 * LANES]; BLOCK];
+            if simd && ox + 2 * LANES + k - 1 <= w {
+                // SAFETY: the check above bounds every read; the CPU has AVX2 and FMA.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    avx2::chunk16(&lines, wblk, k, ox, &mut acc)
+                };
+            } else {
+                chunk_scalar(&lines, wblk, k, w, ox, n, &mut acc);
+            }
+            for (j, a) in acc.iter().enumerate() {
+                let o = blk * BLOCK + j;
+                if o < co {
+                    out[o * ow + ox..o * ow + ox + n].copy_from_slice(&a[..n]);
+                }
+            }
+            ox += n;
+        }
+    }
+}
+
+fn simd_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The portable path: any chunk, reads checked against the row.
+#[allow(clippy::too_many_arguments)]
+fn chunk_scalar(lines: &[(usize, &[f32])], wblk: &[f32], k: usize, w: usize, ox: usize, n: usize, acc: &mut [[f32; 2 * LANES]; BLOCK]) {
+    for &(row, line) in lines {
+        let taps = &wblk[row * k * BLOCK..(row + 1) * k * BLOCK];
+        for kx in 0..k {
+            for l in 0..n {
+                let s = ox + l + kx;
+                if s < w {
+                    let v = line[s];
+                    for j in 0..BLOCK {
+                        acc[j][l] += taps[kx * BLOCK + j] * v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{BLOCK, LANES};
+    use std::arch::x86_64::*;
+
+    /// Sixteen outputs of BLOCK channels: each row load feeds BLOCK fused multiply-adds.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA, and every row must hold `start + 16 + k - 1` values.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn chunk16(lines: &[(usize, &[f32])], wblk: &[f32], k: usize, start: usize, acc: &mut [[f32; 2 * LANES]; BLOCK]) {
+        unsafe {
+            let mut a = [[_mm256_setzero_ps(); 2]; BLOCK];
+            for &(row, line) in lines {
+                debug_assert!(start + 2 * LANES + k - 1 <= line.len());
+                let taps = wblk.as_ptr().add(row * k * BLOCK);
+                let src = line.as_ptr().add(start);
+                for kx in 0..k {
+                    let x0 = _mm256_loadu_ps(src.add(kx));
+                    let x1 = _mm256_loadu_ps(src.add(kx + LANES));
+                    for (j, aj) in a.iter_mut().enumerate() {
+                        let t = _mm256_broadcast_ss(&*taps.add(kx * BLOCK + j));
+                        aj[0] = _mm256_fmadd_ps(t, x0, aj[0]);
+                        aj[1] = _mm256_fmadd_ps(t, x1, aj[1]);
+                    }
+                }
+            }
+            for (dst, aj) in acc.iter_mut().zip(a) {
+                _mm256_storeu_ps(dst.as_mut_ptr(), aj[0]);
+                _mm256_storeu_ps(dst.as_mut_ptr().add(LANES), aj[1]);
+            }
+        }
+    }
+}
+
+/// `dw[o][i][ky][kx] = sum_b,oy,ox dy[b][o][oy][ox] * x[b][i][oy + ky - p][ox + kx - p]`.
+pub fn weight_grad(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, g: Geometry) -> Vec<f32> {
+    assert_eq!(g.stride, 1);
+    let (ci, co, k) = (xs.c, ys.c, g.k);
+    let mut dw = vec![0f32; co * ci * k * k];
+    dw.par_chunks_mut(k * k).enumerate().for_each(|(pair, taps)| {
+        let (o, i) = (pair / ci, pair % ci);
+        let mut acc = vec![0f64; k * k];
+        for b in 0..xs.n {
+            let image = &x[(b * ci + i) * xs.plane()..(b * ci + i + 1) * xs.plane()];
+            let grad = &dy[(b * co + o) * ys.plane()..(b * co + o + 1) * ys.plane()];
+            correlate(grad, ys.h, ys.w, image, xs.h, xs.w, k, g.pad, &mut acc);
+        }
+        for (t, a) in taps.iter_mut().zip(acc) {
+            *t = a as f32;
+        }
+    });
+    dw
+}
+
+/// `acc[ky * k + kx] += sum_oy,ox grad[oy][ox] * image[oy + ky - p][ox + kx - p]`.
+#[allow(clippy::too_many_arguments)]
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
+fn correlate(grad: &[f32], oh: usize, ow: usize, image: &[f32], h: usize, w: usize, k: usize, pad: usize, acc: &mut [f64]) {
+    const MAX_K: usize = 8;
+    assert!(k <= MAX_K, "direct weight gradient handles kernels up to {MAX_K}");
+    for ky in 0..k {
+        let mut lanes = [[0f32; LANES]; MAX_K];
+        let mut edge = [0f64; MAX_K];
+        for oy in 0..oh {
+            let iy = (oy + ky) as isize - pad as isize;
+            if iy < 0 || iy >= h as isize {
+                continue;
+            }
+            let line = &image[iy as usize * w..(iy as usize + 1) * w];
+            let grow = &grad[oy * ow..(oy + 1) * ow];
+            let mut ox = 0;
+            while ox < ow {
+                if ox + LANES <= ow && ox >= pad && ox + LANES + k - 1 <= w + pad {
+                    let d: [f32; LANES] = grow[ox..ox + LANES].try_into().expect("eight values");
+                    for (kx, lane) in lanes.iter_mut().enumerate().take(k) {
+                        let s = ox + kx - pad;
+                        let src = &line[s..s + LANES];
+                        for l in 0..LANES {
+                            lane[l] += d[l] * src[l];
+                        }
+                    }
+                    ox += LANES;
+                } else {
+                    for (kx, e) in edge.iter_mut().enumerate().take(k) {
+                        let s = (ox + kx) as isize - pad as isize;
+                        if s >= 0 && (s as usize) < w {
+                            *e += grow[ox] as f64 * line[s as usize] as f64;
+                        }
+                    }
+                    ox += 1;
+                }
+            }
+        }
+        for kx in 0..k {
+            acc[ky * k + kx] += lanes[kx].iter().map(|v| *v as f64).sum::<f64>() + edge[kx];
+        }
+    }
+}

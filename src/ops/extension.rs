@@ -1,0 +1,246 @@
+//! The CPU kernels of [`super::cpu`] as a burn backend extension on flex,
+//! with handwritten backward passes for autodiff.
+//!
+//! Only flex (and autodiff over flex) is listed: [`super`] sends tensors on
+//! any other device to the plain composition of burn ops instead.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::{Autodiff, Backend, Flex, backend_extension};
+use burn::backend::TensorMetadata;
+use burn::backend::tensor::FloatTensor;
+use burn::tensor::{DType, Shape, TensorData};
+use burn_flex::FlexTensor;
+
+use super::cpu::{Nchw, conv, norm, pad};
+
+/// Fast CPU versions of the ops the CycleGAN networks spend their time in.
+#[backend_extension(Flex, Autodiff)]
+pub trait CpuKernels: Backend {
+    /// Convolution without bias: `x` `[n, ci, h, w]`, `weight` `[co, ci, k, k]`.
+    fn conv2d_fast(x: FloatTensor<Self>, weight: FloatTensor<Self>, stride: usize, padding: usize) -> FloatTensor<Self>;
+
+    /// Transposed convolution without bias: `weight` `[ci, co, k, k]`.
+    fn conv_transpose2d_fast(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
+    ) -> FloatTensor<Self>;
+
+    /// Reflection padding by `[top, bottom, left, right]`.
+    fn reflect_pad_fast(x: FloatTensor<Self>, pads: [usize; 4]) -> FloatTensor<Self>;
+
+    /// Instance norm without affine.
+    fn instance_norm_fast(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self>;
+}
+
+/// A flex tensor's contiguous values and NCHW shape.
+fn values(t: &FlexTensor) -> (std::borrow::Cow<'_, [f32]>, Nchw) {
+    let [n, c, h, w] = t.shape().dims::<4>();
+    let shape = Nchw::new(n, c, h, w);
+    match t.as_slice::<f32>() {
+        Some(s) => (std::borrow::Cow::Borrowed(s), shape),
+        None => (std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().expect("contiguous").to_vec()), shape),
+    }
+}
+
+fn tensor(values: Vec<f32>, shape: Nchw) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape.dims()))
+}
+
+fn weight_dims(t: &FlexTensor) -> [usize; 4] {
+    t.shape().dims::<4>()
+}
+
+fn conv_forward(x: &FlexTensor, w: &FlexTensor, stride: usize, padding: usize) -> FlexTensor {
+    let (xv, xs) = values(x);
+    let (wv, _) = values(w);
+    let [co, _, k, _] = weight_dims(w);
+    let (y, ys) = conv::forward(&xv, xs, &wv, co, None, conv::Geometry::new(k, stride, padding));
+    tensor(y, ys)
+}
+
+/// The output shape of a transposed convolution.
+fn transposed_shape(xs: Nchw, co: usize, k: usize, stride: usize, padding: usize, output_padding: usize) -> Nchw {
+    let side = |len: usize| (len - 1) * stride + k + output_padding - 2 * padding;
+    Nchw::new(xs.n, co, side(xs.h), side(xs.w))
+}
+
+fn conv_transpose_forward(x: &FlexTensor, w: &FlexTensor, stride: usize, padding: usize, output_padding: usize) -> FlexTensor {
+    let (xv, xs) = values(x);
+    let (wv, _) = values(w);
+    let [_, co, k, _] = weight_dims(w);
+    let ys = transposed_shape(xs, co, k, stride, padding, output_padding);
+    // A transposed convolution is the input gradient of the convolution ys -> xs.
+    let y = conv::backward_input(&xv, xs, &wv, ys, conv::Geometry::new(k, stride, padding));
+    tensor(y, ys)
+}
+
+fn pad_forward(x: &FlexTensor, pads: [usize; 4]) -> FlexTensor {
+    let (xv, xs) = values(x);
+    let (y, ys) = pad::forward(&xv, xs, pads);
+    tensor(y, ys)
+}
+
+fn norm_forward(x: &FlexTensor, eps: f64) -> (FlexTensor, Vec<f32>) {
+    let (xv, xs) = values(x);
+    let (y, rstd) = norm::forward(&xv, xs.plane(), eps);
+    (tensor(y, xs), rstd)
+}
+
+impl CpuKernels for Flex {
+    fn conv2d_fast(x: FlexTensor, weight: FlexTensor, stride: usize, padding: usize) -> FlexTensor {
+        conv_forward(&x, &weight, stride, padding)
+    }
+
+    fn conv_transpose2d_fast(x: FlexTensor, weight: FlexTensor, stride: usize, padding: usize, output_padding: usize) -> FlexTensor {
+        conv_transpose_forward(&x, &weight, stride, padding, output_padding)
+    }
+
+    fn reflect_pad_fast(x: FlexTensor, pads: [usize; 4]) -> FlexTensor {
+        pad_forward(&x, pads)
+    }
+
+    fn instance_norm_fast(x: FlexTensor, eps: f64) -> FlexTensor {
+        norm_forward(&x, eps).0
+    }
+}
+
+#[derive(Debug)]
+struct ConvBackward;
+
+impl Backward<Flex, 2> for ConvBackward {
+    /// input, weight, stride, padding
+    type State = (FlexTensor, FlexTensor, usize, usize);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x, w, stride, padding) = ops.state;
+        let (gv, gs) = values(&grad);
+        let (xv, xs) = values(&x);
+        let (wv, _) = values(&w);
+        let [_, _, k, _] = weight_dims(&w);
+        let geometry = conv::Geometry::new(k, stride, padding);
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, tensor(conv::backward_input(&gv, gs, &wv, xs, geometry), xs));
+        }
+        if let Some(node) = node_w {
+            let dw = conv::backward_weight(&xv, xs, &gv, gs, geometry);
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dw, weight_dims(&w))));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ConvTransposeBackward;
+
+impl Backward<Flex, 2> for ConvTransposeBackward {
+    /// input, weight, stride, padding
+    type State = (FlexTensor, FlexTensor, usize, usize);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x, w, stride, padding) = ops.state;
+        let (gv, gs) = values(&grad);
+        let (xv, xs) = values(&x);
+        let (wv, _) = values(&w);
+        let [ci, _, k, _] = weight_dims(&w);
+        let geometry = conv::Geometry::new(k, stride, padding);
+        if let Some(node) = node_x {
+            let (dx, dxs) = conv::forward(&gv, gs, &wv, ci, None, geometry);
+            grads.register::<Flex>(node.id, tensor(dx, dxs));
+        }
+        if let Some(node) = node_w {
+            // the weight gradient of the convolution gs -> xs, whose weight this is
+            let dw = conv::backward_weight(&gv, gs, &xv, xs, geometry);
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dw, weight_dims(&w))));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PadBackward;
+
+impl Backward<Flex, 1> for PadBackward {
+    type State = [usize; 4];
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = node {
+            let (gv, gs) = values(&grad);
+            let (dx, xs) = pad::backward(&gv, gs, ops.state);
+            grads.register::<Flex>(node.id, tensor(dx, xs));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct NormBackward;
+
+impl Backward<Flex, 1> for NormBackward {
+    /// output, 1 / std per plane
+    type State = (FlexTensor, Vec<f32>);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = node {
+            let (y, rstd) = ops.state;
+            let (gv, gs) = values(&grad);
+            let (yv, _) = values(&y);
+            grads.register::<Flex>(node.id, tensor(norm::backward(&gv, &yv, &rstd, gs.plane()), gs));
+        }
+    }
+}
+
+type AdTensor = FloatTensor<Autodiff<Flex>>;
+
+impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
+    fn conv2d_fast(x: AdTensor, weight: AdTensor, stride: usize, padding: usize) -> AdTensor {
+        match ConvBackward.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let out = conv_forward(x.primitive(), weight.primitive(), stride, padding);
+                prep.finish((x.into_primitive(), weight.into_primitive(), stride, padding), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(conv_forward(x.primitive(), weight.primitive(), stride, padding)),
+        }
+    }
+
+    fn conv_transpose2d_fast(x: AdTensor, weight: AdTensor, stride: usize, padding: usize, output_padding: usize) -> AdTensor {
+        let forward = |x: &FlexTensor, w: &FlexTensor| conv_transpose_forward(x, w, stride, padding, output_padding);
+        match ConvTransposeBackward.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let out = forward(x.primitive(), weight.primitive());
+                prep.finish((x.into_primitive(), weight.into_primitive(), stride, padding), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive(), weight.primitive())),
+        }
+    }
+
+    fn reflect_pad_fast(x: AdTensor, pads: [usize; 4]) -> AdTensor {
+        match PadBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(pads, pad_forward(x.primitive(), pads)),
+            OpsKind::UnTracked(prep) => prep.finish(pad_forward(x.primitive(), pads)),
+        }
+    }
+
+    fn instance_norm_fast(x: AdTensor, eps: f64) -> AdTensor {
+        let (y, rstd) = norm_forward(x.primitive(), eps);
+        match NormBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((y.clone(), rstd), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+}
+
+/// Whether the kernels can take a tensor of this dtype and shape.
+pub fn supports(dtype: DType, shape: &Shape) -> bool {
+    dtype == DType::F32 && shape.num_dims() == 4
+}

@@ -18,12 +18,13 @@ use crate::train::image_pool::ImagePool;
 use crate::train::losses::GanMode;
 use crate::train::model::CycleGan;
 use crate::train::step::{Objective, Trainer};
+use crate::translate::Precision;
 
 /// What one case measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Case {
-    /// Generator forward (inference) at `size` px, `batch` images.
-    Forward { size: usize, batch: usize },
+    /// Generator forward (inference) at `size` px, `batch` images, in `precision`.
+    Forward { size: usize, batch: usize, precision: Precision },
     /// One full training iteration at `size` px, batch 1.
     Train { size: usize },
 }
@@ -31,16 +32,27 @@ pub enum Case {
 impl Case {
     pub fn name(&self) -> String {
         match self {
-            Case::Forward { size, batch: 1 } => format!("forward{size}"),
-            Case::Forward { size, batch } => format!("forward{size}x{batch}"),
+            Case::Forward { size, batch, precision } => {
+                let batch = if *batch == 1 { String::new() } else { format!("x{batch}") };
+                let precision = match precision {
+                    Precision::F32 => String::new(),
+                    p => format!("-{}", crate::train::options::value_name(p)),
+                };
+                format!("forward{size}{batch}{precision}")
+            }
             Case::Train { size } => format!("train{size}"),
         }
     }
 
+    /// `forwardSIZE[xBATCH][-bf16|-f16]` or `trainSIZE`.
     pub fn parse(name: &str) -> Option<Self> {
         if let Some(rest) = name.strip_prefix("forward") {
+            let (rest, precision) = match rest.split_once('-') {
+                Some((r, p)) => (r, <Precision as clap::ValueEnum>::from_str(p, true).ok()?),
+                None => (rest, Precision::F32),
+            };
             let (size, batch) = rest.split_once('x').unwrap_or((rest, "1"));
-            return Some(Case::Forward { size: size.parse().ok()?, batch: batch.parse().ok()? });
+            return Some(Case::Forward { size: size.parse().ok()?, batch: batch.parse().ok()?, precision });
         }
         name.strip_prefix("train").and_then(|s| s.parse().ok()).map(|size| Case::Train { size })
     }
@@ -48,8 +60,9 @@ impl Case {
     /// The cases the benchmark runs by default.
     pub fn defaults() -> Vec<Case> {
         vec![
-            Case::Forward { size: 256, batch: 1 },
-            Case::Forward { size: 256, batch: 4 },
+            Case::Forward { size: 256, batch: 1, precision: Precision::F32 },
+            Case::Forward { size: 256, batch: 4, precision: Precision::F32 },
+            Case::Forward { size: 256, batch: 1, precision: Precision::Bf16 },
             Case::Train { size: 128 },
             Case::Train { size: 256 },
         ]
@@ -65,6 +78,9 @@ pub struct Measurement {
     /// Peak resident memory of the process, MiB (Linux; 0 elsewhere).
     pub peak_rss_mib: f64,
     pub threads: usize,
+    /// For reduced precision: PSNR (dB) of the output against the f32 output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psnr_vs_f32: Option<f64>,
 }
 
 fn median(xs: &[f64]) -> f64 {
@@ -93,10 +109,21 @@ fn generator(device: &Device, rng: &mut Rng) -> crate::nets::Generator {
 /// Run one case `repeats` times after a warm-up run.
 pub fn measure(case: Case, repeats: usize, device: &Device) -> Measurement {
     let mut rng = Rng::seed_from(0);
+    let mut psnr_vs_f32 = None;
     let runs: Vec<f64> = match case {
-        Case::Forward { size, batch } => {
+        Case::Forward { size, batch, precision } => {
             let g = generator(device, &mut rng).valid();
             let x = Tensor::<4>::random([batch, 3, size, size], Distribution::Uniform(-1.0, 1.0), device);
+            let (g, x) = if precision == Precision::F32 {
+                (g, x)
+            } else {
+                let reference = g.forward(x.clone());
+                let g = precision.cast(g);
+                let x = x.cast(precision.dtype());
+                let reduced = g.forward(x.clone()).cast(burn::tensor::FloatDType::F32);
+                psnr_vs_f32 = Some(psnr(reference, reduced));
+                (g, x)
+            };
             (0..=repeats)
                 .map(|_| {
                     let t = Instant::now();
@@ -141,5 +168,12 @@ pub fn measure(case: Case, repeats: usize, device: &Device) -> Measurement {
         runs,
         peak_rss_mib: peak_rss_mib(),
         threads: rayon::current_num_threads(),
+        psnr_vs_f32,
     }
+}
+
+/// PSNR of `b` against `a`, both in [-1, 1] (peak-to-peak 2), in dB.
+fn psnr(a: Tensor<4>, b: Tensor<4>) -> f64 {
+    let mse = (a - b).square().mean().into_scalar::<f32>() as f64;
+    10.0 * (4.0 / mse).log10()
 }

@@ -43,7 +43,7 @@ impl ImageData {
     pub fn from_tensor(t: Tensor<4>) -> Self {
         let [_, channels, height, width] = t.dims();
         let first = t.narrow(0, 0, 1);
-        let values = first.into_data().convert::<f32>().try_into_vec().expect("f32 tensor data");
+        let values = first.into_data().convert_dtype(burn::tensor::DType::F32).try_into_vec().expect("f32 tensor data");
         Self { channels, height, width, values }
     }
 

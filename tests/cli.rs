@@ -167,3 +167,53 @@ fn one_bad_file_in_a_folder_does_not_stop_the_others() {
     assert!(err.contains("bad.png") && err.contains("1 of 2 images could not be translated"), "{err}");
     assert!(stdout.contains("translated 1 image"), "{stdout}");
 }
+
+/// PSNR of two 8-bit RGB images of the same size.
+fn psnr(a: &Path, b: &Path) -> f64 {
+    let (a, b) = (image::open(a).unwrap().to_rgb8(), image::open(b).unwrap().to_rgb8());
+    assert_eq!(a.dimensions(), b.dimensions());
+    let mse = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>()
+        / a.as_raw().len() as f64;
+    10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10()
+}
+
+#[test]
+fn tiled_translation_matches_untiled() {
+    let dir = tmp();
+    let g = generator(dir.path());
+    // a 300 x 212 mosaic of the fixture images, larger than the 128 px tiles
+    let tiles = [image::open(fixture("img_square.png")).unwrap().to_rgb8(), image::open(fixture("img_odd.png")).unwrap().to_rgb8()];
+    let big = image::RgbImage::from_fn(300, 212, |x, y| {
+        let src = &tiles[(((x / 64) + (y / 64)) % 2) as usize];
+        *src.get_pixel(x % src.width(), y % src.height())
+    });
+    let input = dir.path().join("big.png");
+    big.save(&input).unwrap();
+    let whole = dir.path().join("whole.png");
+    let tiled = dir.path().join("tiled.png");
+    assert!(translate(&g, &[&input], &whole).0);
+    let (ok, _, err) = run(&["translate", "--model", g.to_str().unwrap(), input.to_str().unwrap(), "-o", tiled.to_str().unwrap(),
+        "--tile", "128", "--overlap", "32"]);
+    assert!(ok, "{err}");
+    let p = psnr(&whole, &tiled);
+    assert!(p >= 35.0, "tiled vs untiled: {p:.1} dB");
+    // without shared statistics each tile normalises itself, and it shows
+    assert!(p < 200.0, "identical output means tiling was not exercised");
+}
+
+#[test]
+fn reduced_precision_stays_close_to_f32() {
+    let dir = tmp();
+    let g = generator(dir.path());
+    let input = fixture("img_square.png");
+    let full = dir.path().join("f32.png");
+    assert!(translate(&g, &[&input], &full).0);
+    for precision in ["bf16", "f16"] {
+        let out = dir.path().join(format!("{precision}.png"));
+        let (ok, _, err) = run(&["translate", "--model", g.to_str().unwrap(), input.to_str().unwrap(), "-o", out.to_str().unwrap(),
+            "--precision", precision]);
+        assert!(ok, "{err}");
+        let p = psnr(&full, &out);
+        assert!(p > 30.0, "{precision}: {p:.1} dB against f32");
+    }
+}

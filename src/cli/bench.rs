@@ -9,7 +9,7 @@ use crate::bench::{self, Case, Measurement};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Cases to run: forwardSIZE[xBATCH], trainSIZE (default: forward256, forward256x4, train128, train256).
+    /// Cases to run: forwardSIZE[xBATCH][-bf16|-f16], trainSIZE (default: forward256, forward256x4, forward256-bf16, train128, train256).
     #[arg(long, value_delimiter = ',')]
     pub cases: Vec<String>,
     /// Timed runs per case, after one warm-up run.
@@ -39,7 +39,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let exe = std::env::current_exe()?;
     if !args.json {
-        println!("{:<14} {:>10} {:>12} {:>8}  runs (s)", "case", "median s", "peak MiB", "threads");
+        println!("{:<18} {:>10} {:>10} {:>8} {:>12}  runs (s)", "case", "median s", "peak MiB", "threads", "PSNR vs f32");
     }
     for case in cases {
         let out = std::process::Command::new(&exe)
@@ -55,7 +55,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             println!("{}", text.trim());
         } else {
             let runs: Vec<String> = m.runs.iter().map(|r| format!("{r:.3}")).collect();
-            println!("{:<14} {:>10.3} {:>12.0} {:>8}  {}", m.case, m.median_s, m.peak_rss_mib, m.threads, runs.join(" "));
+            let psnr = m.psnr_vs_f32.map_or("-".to_string(), |p| format!("{p:.1} dB"));
+            println!("{:<18} {:>10.3} {:>10.0} {:>8} {:>12}  {}", m.case, m.median_s, m.peak_rss_mib, m.threads, psnr, runs.join(" "));
         }
     }
     Ok(())

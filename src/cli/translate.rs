@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::DeviceArgs;
 use crate::checkpoint::Direction;
-use crate::translate::{self, TranslateJob, Translator};
+use crate::translate::{self, Precision, Tiling, TranslateJob, Translator};
 
 #[derive(Args, Debug)]
 pub struct TranslateArgs {
@@ -27,14 +27,30 @@ pub struct TranslateArgs {
     /// Rescale each image to this width first (aspect ratio kept).
     #[arg(long)]
     pub load_size: Option<u32>,
+    /// Translate images larger than N px in N x N tiles, in bounded memory.
+    #[arg(long, value_name = "N")]
+    pub tile: Option<usize>,
+    /// Pixels neighbouring tiles share (blended), with --tile.
+    #[arg(long, value_name = "M", default_value_t = Tiling::DEFAULT_OVERLAP, requires = "tile")]
+    pub overlap: usize,
+    /// Longest side of the pass that measures the whole image's normalisation statistics, with --tile.
+    #[arg(long, value_name = "PX", default_value_t = Tiling::DEFAULT_STATS_SIZE, requires = "tile")]
+    pub stats_size: usize,
+    /// Numeric precision of inference (bf16 and f16 where the device computes in them).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
 
 pub fn run(args: TranslateArgs) -> anyhow::Result<()> {
     let device = args.device.device()?;
-    let translator = Translator::open(&args.model, args.direction, &device)?;
-    let job = TranslateJob { inputs: args.inputs, output: args.output.clone(), load_size: args.load_size };
+    let translator = Translator::open(&args.model, args.direction, &device)?.with_precision(args.precision)?;
+    let tiling = match args.tile {
+        Some(tile) => Some(Tiling { tile, overlap: args.overlap, stats_size: args.stats_size }.check(translator.config.arch.size_multiple())?),
+        None => None,
+    };
+    let job = TranslateJob { inputs: args.inputs, output: args.output.clone(), load_size: args.load_size, tiling };
     let total = crate::data::folder::find_images(&job.inputs)?.len();
     let bar = if total > 1 {
         let bar = ProgressBar::new(total as u64);

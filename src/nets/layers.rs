@@ -6,7 +6,7 @@
 //! inference with `Module::valid()` always runs in evaluation mode.
 
 use burn::module::{Module, Param, RunningState};
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{DType, Device, Distribution, FloatDType, Tensor};
 
 use super::init::Initializer;
 use super::named::{NamedTensors, Slot, SlotRole};
@@ -153,9 +153,14 @@ impl Norm {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_with(x, &mut NormStats::PerImage)
+    }
+
+    /// The forward pass with instance-norm statistics from `stats` (see [`NormStats`]).
+    pub fn forward_with(&self, x: Tensor<4>, stats: &mut NormStats) -> Tensor<4> {
         let y = match self.kind {
             NormKind::None => return x,
-            NormKind::Instance | NormKind::InstanceAffine => ops::instance_norm(x, NORM_EPS),
+            NormKind::Instance | NormKind::InstanceAffine => stats.instance_norm(x),
             NormKind::Batch => self.batch_norm(x),
         };
         match &self.affine {
@@ -237,6 +242,49 @@ impl NamedTensors for Norm {
             f(key(prefix, "running_mean"), Slot::Running(&mut running.mean));
             f(key(prefix, "running_var"), Slot::Running(&mut running.var));
             f(key(prefix, "num_batches_tracked"), Slot::Counter);
+        }
+    }
+}
+
+/// Where instance norms take their statistics from. Translating a large
+/// image tile by tile must not normalise each tile by its own statistics
+/// (the tiles would disagree, and seams would show): the statistics of the
+/// whole image are recorded once, then applied to every tile.
+pub enum NormStats {
+    /// Each image's own statistics: the network as trained.
+    PerImage,
+    /// Each image's own statistics, recorded (mean and variance per channel,
+    /// in the order the norms run; batch of one).
+    Record(Vec<[Tensor<1>; 2]>),
+    /// Recorded statistics, used in the same order instead of the input's own.
+    Apply { stats: Vec<[Tensor<1>; 2]>, next: usize },
+}
+
+impl NormStats {
+    fn instance_norm(&mut self, x: Tensor<4>) -> Tensor<4> {
+        let dtype = x.dtype();
+        if !matches!(self, NormStats::PerImage) && matches!(dtype, DType::F16 | DType::BF16) {
+            // statistics of half-precision data are taken in f32 (sums of squares overflow f16)
+            return self.instance_norm(x.cast(FloatDType::F32)).cast(FloatDType::from(dtype));
+        }
+        let [n, c, h, w] = x.dims();
+        let normalize = |x: Tensor<4>, mean: Tensor<1>, var: Tensor<1>| {
+            (x - mean.reshape([1, c, 1, 1])) / (var.reshape([1, c, 1, 1]) + NORM_EPS).sqrt()
+        };
+        match self {
+            NormStats::PerImage => ops::instance_norm(x, NORM_EPS),
+            NormStats::Record(recorded) => {
+                assert_eq!(n, 1, "statistics are recorded for one image");
+                let (var, mean) = x.clone().reshape([c, h * w]).var_mean_bias(1);
+                let (mean, var) = (mean.reshape([c]), var.reshape([c]));
+                recorded.push([mean.clone(), var.clone()]);
+                normalize(x, mean, var)
+            }
+            NormStats::Apply { stats, next } => {
+                let [mean, var] = stats.get(*next).expect("as many statistics as instance norms").clone();
+                *next += 1;
+                normalize(x, mean, var)
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ mod unet;
 
 pub use discriminator::{NLayerDiscriminator, PixelDiscriminator};
 pub use init::{InitType, Initializer};
-pub use layers::{Conv2d, ConvTranspose2d, Dropout, Norm};
+pub use layers::{Conv2d, ConvTranspose2d, Dropout, Norm, NormStats};
 pub use named::{NamedTensors, Slot, SlotRole, named_tensor_data};
 pub use resnet::{ResnetBlock, ResnetGenerator};
 pub use unet::{UnetBlock, UnetGenerator};
@@ -214,9 +214,14 @@ impl Generator {
     /// Images in `[-1, 1]`, shape `[N, input_nc, H, W]`, to `[N, output_nc, H, W]`.
     /// H and W must be multiples of the architecture's [`GeneratorArch::size_multiple`].
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_with(x, &mut NormStats::PerImage)
+    }
+
+    /// The forward pass with instance-norm statistics taken from `stats`.
+    pub fn forward_with(&self, x: Tensor<4>, stats: &mut NormStats) -> Tensor<4> {
         match self {
-            Self::Resnet(g) => g.forward(x),
-            Self::Unet(g) => g.forward(x),
+            Self::Resnet(g) => g.forward(x, stats),
+            Self::Unet(g) => g.forward(x, stats),
         }
     }
 }

@@ -13,7 +13,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::init::Initializer;
-use super::layers::{Conv2d, ConvTranspose2d, Dropout, Norm, reflect_pad};
+use super::layers::{Conv2d, ConvTranspose2d, Dropout, Norm, NormStats, reflect_pad};
 use super::named::{NamedTensors, Slot};
 use super::{GeneratorConfig, key};
 use crate::rng::Rng;
@@ -47,10 +47,10 @@ impl ResnetBlock {
         }
     }
 
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = relu(self.norm1.forward(self.conv1.forward(reflect_pad(x.clone(), 1))));
+    pub fn forward(&self, x: Tensor<4>, stats: &mut NormStats) -> Tensor<4> {
+        let y = relu(self.norm1.forward_with(self.conv1.forward(reflect_pad(x.clone(), 1)), stats));
         let y = self.dropout.forward(y);
-        let y = self.norm2.forward(self.conv2.forward(reflect_pad(y, 1)));
+        let y = self.norm2.forward_with(self.conv2.forward(reflect_pad(y, 1)), stats);
         x + y
     }
 }
@@ -120,16 +120,16 @@ impl ResnetGenerator {
         Self { stem, stem_norm, down, blocks, up, head }
     }
 
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = relu(self.stem_norm.forward(self.stem.forward(reflect_pad(x, 3))));
+    pub fn forward(&self, x: Tensor<4>, stats: &mut NormStats) -> Tensor<4> {
+        let mut x = relu(self.stem_norm.forward_with(self.stem.forward(reflect_pad(x, 3)), stats));
         for stage in &self.down {
-            x = relu(stage.norm.forward(stage.conv.forward(x)));
+            x = relu(stage.norm.forward_with(stage.conv.forward(x), stats));
         }
         for block in &self.blocks {
-            x = block.forward(x);
+            x = block.forward(x, stats);
         }
         for stage in &self.up {
-            x = relu(stage.norm.forward(stage.conv.forward(x)));
+            x = relu(stage.norm.forward_with(stage.conv.forward(x), stats));
         }
         self.head.forward(reflect_pad(x, 3)).tanh()
     }

@@ -17,7 +17,7 @@ use burn::tensor::activation::{leaky_relu, relu};
 use burn::tensor::{Device, Tensor};
 
 use super::init::Initializer;
-use super::layers::{Conv2d, ConvTranspose2d, Dropout, Norm};
+use super::layers::{Conv2d, ConvTranspose2d, Dropout, Norm, NormStats};
 use super::named::{NamedTensors, Slot};
 use super::{GeneratorConfig, key};
 use crate::rng::Rng;
@@ -102,11 +102,11 @@ impl UnetGenerator {
         Self { blocks }
     }
 
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.forward_level(0, x)
+    pub fn forward(&self, x: Tensor<4>, stats: &mut NormStats) -> Tensor<4> {
+        self.forward_level(0, x, stats)
     }
 
-    fn forward_level(&self, i: usize, x: Tensor<4>) -> Tensor<4> {
+    fn forward_level(&self, i: usize, x: Tensor<4>, stats: &mut NormStats) -> Tensor<4> {
         let b = &self.blocks[i];
         let x = match b.level {
             Level::Outermost => x,
@@ -114,16 +114,16 @@ impl UnetGenerator {
         };
         let mut y = b.down.forward(x.clone());
         if let Some(norm) = &b.down_norm {
-            y = norm.forward(y);
+            y = norm.forward_with(y, stats);
         }
         if b.level != Level::Innermost {
-            y = self.forward_level(i + 1, y);
+            y = self.forward_level(i + 1, y, stats);
         }
         y = b.up.forward(relu(y));
         match &b.up_norm {
             None => y.tanh(),
             Some(norm) => {
-                let y = b.dropout.forward(norm.forward(y));
+                let y = b.dropout.forward(norm.forward_with(y, stats));
                 Tensor::cat(vec![x, y], 1)
             }
         }

@@ -1,7 +1,7 @@
 //! The reference implementations: plain compositions of burn ops, which any
 //! backend runs and autodiff differentiates.
 
-use burn::tensor::Tensor;
+use burn::tensor::{DType, FloatDType, Tensor};
 use burn::tensor::module;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, PadMode};
 
@@ -26,6 +26,11 @@ pub fn reflect_pad(x: Tensor<4>, [top, bottom, left, right]: [usize; 4]) -> Tens
 }
 
 pub fn instance_norm(x: Tensor<4>, eps: f64) -> Tensor<4> {
+    // Half-precision sums of squares overflow (f16 tops out at 65504): normalise in f32.
+    let dtype = x.dtype();
+    if matches!(dtype, DType::F16 | DType::BF16) {
+        return instance_norm(x.cast(FloatDType::F32), eps).cast(FloatDType::from(dtype));
+    }
     let [n, c, h, w] = x.dims();
     let flat = x.reshape([n, c, h * w]);
     let (var, mean) = flat.clone().var_mean_bias(2);

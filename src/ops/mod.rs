@@ -105,3 +105,97 @@ pub fn instance_norm(x: Tensor<4>, eps: f64) -> Tensor<4> {
     }
     Tensor::from_dispatch(<Dispatch as CpuKernels>::instance_norm_fast(x.into_dispatch(), eps))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each fast op against the plain composition of burn ops: values and gradients.
+
+    use super::*;
+    use burn::tensor::{Device, Distribution, TensorData};
+
+    fn rand<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+        Tensor::random(shape, Distribution::Uniform(-1.0, 1.0), device)
+    }
+
+    fn assert_close<const D: usize>(what: &str, got: Tensor<D>, want: Tensor<D>) {
+        let (g, w): (Vec<f32>, Vec<f32>) = (
+            got.into_data().convert::<f32>().try_into_vec().unwrap(),
+            want.into_data().convert::<f32>().try_into_vec().unwrap(),
+        );
+        let num: f64 = g.iter().zip(&w).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
+        let den: f64 = w.iter().map(|b| (*b as f64).powi(2)).sum();
+        let rel = (num / den.max(1e-30)).sqrt();
+        assert!(rel < 1e-5, "{what}: relative error {rel:.2e}");
+    }
+
+    /// Run `f` on fresh tracked copies of `inputs`, return the output and the input gradients of `sum(out * probe)`.
+    fn value_and_grads(
+        f: &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
+        x: &TensorData,
+        w: &TensorData,
+        device: &Device,
+    ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let x = Tensor::<4>::from_data(x.clone(), device).require_grad();
+        let w = Tensor::<4>::from_data(w.clone(), device).require_grad();
+        let y = f(x.clone(), w.clone());
+        let probe = Tensor::<4>::from_data(
+            TensorData::new((0..y.shape().num_elements()).map(|i| ((i * 37) % 17) as f32 / 8.0 - 1.0).collect::<Vec<_>>(), y.shape()),
+            device,
+        );
+        let grads = (y.clone() * probe).sum().backward();
+        (y.inner(), x.grad(&grads).unwrap(), w.grad(&grads).unwrap())
+    }
+
+    fn compare(name: &str, fast: &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>, slow: &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>, xs: [usize; 4], ws: [usize; 4]) {
+        let device = Device::flex().autodiff();
+        let x = rand(xs, &device).into_data();
+        let w = rand(ws, &device).into_data();
+        let (yf, dxf, dwf) = value_and_grads(fast, &x, &w, &device);
+        let (ys, dxs, dws) = value_and_grads(slow, &x, &w, &device);
+        assert_close(&format!("{name}: output"), yf, ys);
+        assert_close(&format!("{name}: input gradient"), dxf, dxs);
+        assert_close(&format!("{name}: weight gradient"), dwf, dws);
+    }
+
+    #[test]
+    fn convolutions_match_burn() {
+        for (k, stride, pad, ci, co, size) in [(3, 1, 0, 32, 24, 11), (7, 1, 0, 3, 16, 20), (7, 1, 3, 16, 3, 13), (3, 2, 1, 8, 16, 15), (4, 2, 1, 3, 8, 16), (4, 1, 1, 16, 1, 9)] {
+            compare(
+                &format!("conv {k}x{k} s{stride} p{pad} {ci}->{co}"),
+                &|x, w| conv2d(x, w, None, stride, pad),
+                &|x, w| composite::conv2d(x, w, None, stride, pad),
+                [2, ci, size, size],
+                [co, ci, k, k],
+            );
+        }
+        for (k, stride, pad, out_pad, ci, co, size) in [(3, 2, 1, 1, 32, 16, 8), (4, 2, 1, 0, 8, 3, 7), (4, 2, 1, 0, 16, 16, 4)] {
+            compare(
+                &format!("conv transpose {k}x{k} s{stride} {ci}->{co}"),
+                &|x, w| conv_transpose2d(x, w, None, stride, pad, out_pad),
+                &|x, w| composite::conv_transpose2d(x, w, None, stride, pad, out_pad),
+                [2, ci, size, size],
+                [ci, co, k, k],
+            );
+        }
+    }
+
+    #[test]
+    fn pad_and_norm_match_burn() {
+        // the weight input is unused: these ops take one tensor (it multiplies in so it gets a gradient)
+        let scale = |w: Tensor<4>| w.mean().reshape([1, 1, 1, 1]);
+        compare(
+            "reflect pad",
+            &|x, w| reflect_pad(x, [1, 3, 2, 0]) * scale(w),
+            &|x, w| composite::reflect_pad(x, [1, 3, 2, 0]) * scale(w),
+            [2, 3, 7, 6],
+            [1, 1, 1, 2],
+        );
+        compare(
+            "instance norm",
+            &|x, w| instance_norm(x * 3.0 + 1.0, 1e-5) * scale(w),
+            &|x, w| composite::instance_norm(x * 3.0 + 1.0, 1e-5) * scale(w),
+            [2, 4, 9, 7],
+            [1, 1, 1, 2],
+        );
+    }
+}

@@ -2,14 +2,18 @@
 //! out, one file or whole folders.
 
 mod padding;
+mod precision;
+mod tiling;
 
 pub use padding::{pad_to_multiple, reflect_pad_any};
+pub use precision::Precision;
+pub use tiling::{Tiling, translate_tiled};
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use image::imageops::FilterType;
 
 use crate::checkpoint::{self, Direction, NetConfig};
@@ -24,6 +28,7 @@ pub struct Translator {
     pub config: GeneratorConfig,
     pub direction: Option<Direction>,
     pub source: PathBuf,
+    pub precision: Precision,
     device: Device,
 }
 
@@ -49,7 +54,28 @@ impl Translator {
             ));
         }
         let NetConfig::Generator(config) = loaded.info.config else { unreachable!("load_generator checks") };
-        Ok(Self { net: loaded.net.valid(), config, direction: loaded.info.direction, source: file, device: device.clone() })
+        Ok(Self {
+            net: loaded.net.valid(),
+            config,
+            direction: loaded.info.direction,
+            source: file,
+            precision: Precision::F32,
+            device: device.clone(),
+        })
+    }
+
+    /// Run in `precision` from now on.
+    pub fn with_precision(mut self, precision: Precision) -> Result<Self> {
+        precision.check(&self.device)?;
+        self.net = precision.cast(self.net);
+        self.precision = precision;
+        Ok(self)
+    }
+
+    /// An image as a network input: on the device, in the network's precision.
+    pub fn input(&self, image: &ImageData) -> Tensor<4> {
+        let x = image.to_tensor(&self.device);
+        if self.precision == Precision::F32 { x } else { x.cast(self.precision.dtype()) }
     }
 
     pub fn device(&self) -> &Device {
@@ -59,7 +85,7 @@ impl Translator {
     /// Translate one image of any size: reflect-pad bottom and right to the
     /// architecture's multiple, run, crop back.
     pub fn translate(&self, image: &ImageData) -> ImageData {
-        let x = image.to_tensor(&self.device);
+        let x = self.input(image);
         let m = self.config.arch.size_multiple();
         let (x, h, w) = pad_to_multiple(x, m);
         let y = self.net.forward(x).slice([0..1, 0..self.config.output_nc, 0..h, 0..w]);
@@ -89,6 +115,8 @@ pub struct TranslateJob {
     pub output: PathBuf,
     /// Scale each image so its width is this (aspect kept) before translating.
     pub load_size: Option<u32>,
+    /// Translate images larger than a tile tile by tile.
+    pub tiling: Option<Tiling>,
 }
 
 /// What a translate run did.
@@ -135,7 +163,7 @@ pub fn run(translator: &Translator, job: &TranslateJob, mut progress: impl FnMut
     let start = Instant::now();
     let mut summary = Summary::default();
     for (input, output) in found.iter().zip(&outputs) {
-        match translate_file(translator, &input.path, output, job.load_size) {
+        match translate_file(translator, &input.path, output, job.load_size, job.tiling) {
             Ok(()) => summary.translated += 1,
             Err(e) => summary.failed.push(e),
         }
@@ -145,15 +173,25 @@ pub fn run(translator: &Translator, job: &TranslateJob, mut progress: impl FnMut
     Ok(summary)
 }
 
-/// Read, translate, and write one image.
-pub fn translate_file(translator: &Translator, input: &Path, output: &Path, load_size: Option<u32>) -> Result<()> {
+/// Read, translate (tile by tile if tiling is asked for and the image is
+/// larger than a tile), and write one image.
+pub fn translate_file(
+    translator: &Translator,
+    input: &Path,
+    output: &Path,
+    load_size: Option<u32>,
+    tiling: Option<Tiling>,
+) -> Result<()> {
     let mut img = image_io::decode(input)?;
     if let Some(width) = load_size {
         let height = ((img.height() as f64 * width as f64 / img.width() as f64).round() as u32).max(1);
         img = img.resize_exact(width, height, FilterType::CatmullRom);
     }
     let data = image_io::to_data(&img, translator.config.input_nc);
-    let out = translator.translate(&data);
+    let out = match tiling {
+        Some(t) if data.width.max(data.height) > t.tile => translate_tiled(translator, &data, t)?,
+        _ => translator.translate(&data),
+    };
     if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Run `cyclegan bench` and the PyTorch reference on this machine, in
+alternation (the machines here are noisy), and print medians and ratios as
+a Markdown table for BENCHMARKS.md.
+
+    cargo build --release
+    ~/.venvs/torchref/bin/python scripts/bench.py [--rounds 3] [--repeats 5]
+
+PyTorch figures come from `../shared/reference/cyclegan_ref.py time-forward`
+(batch 1) and from scripts/reference_timing.py (batch 4 and training; see
+its docstring for why `time-train` is not called directly). Peak memory is
+each process's peak resident set, the PyTorch runtime included.
+"""
+import argparse, json, os, platform, statistics, subprocess, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+REF = os.environ.get("CYCLEGAN_REF", os.path.join(ROOT, "..", "shared", "reference"))
+
+CASES = [  # (our case, PyTorch command)
+    ("forward256", [os.path.join(REF, "cyclegan_ref.py"), "time-forward", "--size", "256"]),
+    ("forward256x4", [os.path.join(HERE, "reference_timing.py"), "forward", "--size", "256", "--batch", "4"]),
+    ("train128", [os.path.join(HERE, "reference_timing.py"), "train", "--size", "128", "--iters", "3"]),
+    ("train256", [os.path.join(HERE, "reference_timing.py"), "train", "--size", "256", "--iters", "3"]),
+]
+
+
+def json_line(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
+
+
+def pytorch(cmd, repeats):
+    cmd = [sys.executable, *cmd]
+    if "time-forward" in cmd:
+        cmd += ["--iters", str(repeats)]
+        row = json_line(["/usr/bin/env", *cmd])
+        return row["median_s"], None
+    if "forward" in cmd:
+        cmd += ["--iters", str(repeats)]
+    row = json_line(cmd)
+    return row["median_s"], row["peak_rss_mib"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--cyclegan", default=os.path.join(ROOT, "target", "release", "cyclegan"))
+    ap.add_argument("--cases", default=",".join(c for c, _ in CASES))
+    a = ap.parse_args()
+    wanted = a.cases.split(",")
+    results = {c: {"ours": [], "ours_mem": [], "torch": [], "torch_mem": []} for c in wanted}
+    for r in range(a.rounds):
+        for case, cmd in CASES:
+            if case not in wanted:
+                continue
+            reps = a.repeats if case.startswith("forward") else max(3, a.repeats // 2)
+            ours = json_line([a.cyclegan, "bench", "--json", "--cases", case, "--repeats", str(reps)])
+            results[case]["ours"].append(ours["median_s"])
+            results[case]["ours_mem"].append(ours["peak_rss_mib"])
+            t, mem = pytorch(cmd, reps)
+            results[case]["torch"].append(t)
+            if mem is not None:
+                results[case]["torch_mem"].append(mem)
+            print(f"round {r + 1} {case}: ours {ours['median_s']:.3f} s, PyTorch {t:.3f} s", file=sys.stderr)
+    import torch
+    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads); {a.rounds} rounds, medians of medians.\n")
+    print("| case | ours (s) | PyTorch (s) | time ratio | ours peak MiB | PyTorch peak MiB | memory ratio |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for case in wanted:
+        r = results[case]
+        o, t = statistics.median(r["ours"]), statistics.median(r["torch"])
+        om = statistics.median(r["ours_mem"])
+        tm = statistics.median(r["torch_mem"]) if r["torch_mem"] else None
+        mem = f"{tm:.0f} | {om / tm:.2f}" if tm else "- | -"
+        print(f"| {case} | {o:.3f} | {t:.3f} | {o / t:.2f} | {om:.0f} | {mem} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -30,16 +30,21 @@ def main():
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     a = ap.parse_args()
+    dev = torch.device(a.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     if a.what == "forward":
         torch.set_grad_enabled(False)
-        g = ref.init_normal(ref.make_G("resnet_9blocks")).eval()
-        x = torch.randn(a.batch, 3, a.size, a.size)
+        g = ref.init_normal(ref.make_G("resnet_9blocks")).eval().to(dev)
+        x = torch.randn(a.batch, 3, a.size, a.size, device=dev)
         g(x)
+        sync()
         ts = []
         for _ in range(a.iters):
             t = time.perf_counter()
             g(x)
+            sync()
             ts.append(time.perf_counter() - t)
     else:
         torch.manual_seed(0)
@@ -50,6 +55,11 @@ def main():
                 init[f"{name}.{k}"] = v
         xa = [torch.rand(1, 3, a.size, a.size) * 2 - 1]
         xb = [torch.rand(1, 3, a.size, a.size) * 2 - 1]
+        if dev.type == "cuda":
+            # cyclegan_ref's train_steps builds its networks on the CPU; move them as they are made
+            torch.set_default_device(dev)
+            init = {k: v.to(dev) for k, v in init.items()}
+            xa, xb = [t.to(dev) for t in xa], [t.to(dev) for t in xb]
         with torch.enable_grad():
             rows, _ = ref.train_steps(init, xa, xb, a.iters + 1, "resnet_9blocks", 64, 64, "lsgan")
         ts = [r["seconds"] for r in rows[1:]]

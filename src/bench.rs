@@ -57,6 +57,14 @@ impl Case {
         name.strip_prefix("train").and_then(|s| s.parse().ok()).map(|size| Case::Train { size })
     }
 
+    /// Images per run, for a forward case (its throughput is this over the time).
+    pub fn images(&self) -> Option<usize> {
+        match self {
+            Case::Forward { batch, .. } => Some(*batch),
+            Case::Train { .. } => None,
+        }
+    }
+
     /// The cases the benchmark runs by default.
     pub fn defaults() -> Vec<Case> {
         vec![

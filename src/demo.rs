@@ -43,6 +43,7 @@ pub fn options(output: &Path, epochs: usize) -> TrainOptions {
 
 /// Write the embedded dataset to `dir` (trainA, trainB, testA, testB).
 pub fn unpack_dataset(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     DATASET.extract(dir).map_err(|e| Error::io(dir, e))
 }
 
@@ -82,7 +83,7 @@ pub fn run(output: &Path, epochs: usize, stop: Arc<AtomicBool>) -> anyhow::Resul
 }
 
 /// PSNR of the translations and of the inputs against the targets, and a
-/// picture of (input, translation, target) rows.
+/// picture: inputs on top, translations in the middle, targets below.
 pub fn score(inputs: &Path, translated: &Path, targets: &Path, picture: &Path) -> Result<Score> {
     let mut rows = Vec::new();
     let (mut before, mut after) = (0.0, 0.0);
@@ -97,11 +98,12 @@ pub fn score(inputs: &Path, translated: &Path, targets: &Path, picture: &Path) -
         rows.push([a, fake, b]);
     }
     let n = files.len().max(1) as f64;
+    // three rows (inputs, translations, twins), one column per emoji
     let (w, h) = (rows[0][0].width(), rows[0][0].height());
     let gap = 4;
-    let mut grid = RgbImage::from_pixel(3 * w + 4 * gap, rows.len() as u32 * (h + gap) + gap, image::Rgb([255, 255, 255]));
-    for (r, row) in rows.iter().enumerate() {
-        for (c, img) in row.iter().enumerate() {
+    let mut grid = RgbImage::from_pixel(rows.len() as u32 * (w + gap) + gap, 3 * h + 4 * gap, image::Rgb([255, 255, 255]));
+    for (c, column) in rows.iter().enumerate() {
+        for (r, img) in column.iter().enumerate() {
             let x = gap + c as u32 * (w + gap);
             let y = gap + r as u32 * (h + gap);
             image::imageops::overlay(&mut grid, img, x as i64, y as i64);

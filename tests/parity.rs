@@ -9,9 +9,8 @@ use cyclegan::nets::{
 };
 use cyclegan::rng::Rng;
 
-use crate::util::{Fixture, assert_close, floats};
+use crate::util::{Fixture, assert_close, device, floats, tolerance};
 
-const TOL: f64 = 1e-5;
 
 enum Net {
     G(Generator),
@@ -73,20 +72,20 @@ fn build(fx: &Fixture, device: &Device) -> Net {
 /// running statistics it leaves) against PyTorch.
 fn check_forward(name: &str) {
     let fx = Fixture::open(name);
-    let device = Device::flex();
+    let device = device();
     let net = build(&fx, &device);
     let y = net.forward(fx.tensor(name_input(), &device));
-    assert_close(&format!("{name} output"), &y.into_data(), &fx.data("output"), TOL);
+    assert_close(&format!("{name} output"), &y.into_data(), &fx.data("output"), tolerance());
 
     if fx.str("norm") == Some("batch") {
         let ad = device.autodiff();
         let mut net = build(&fx, &ad);
         let y = net.forward(fx.tensor(name_input(), &ad));
-        assert_close(&format!("{name} train-mode output"), &y.into_data(), &fx.data("output_train"), TOL);
+        assert_close(&format!("{name} train-mode output"), &y.into_data(), &fx.data("output_train"), tolerance());
         let mut checked = 0;
         net.named().visit_named("", &mut |key, slot| {
             if let Slot::Running(r) = slot {
-                assert_close(&key, &r.value_sync().into_data(), &fx.data(&format!("after_train.{key}")), TOL);
+                assert_close(&key, &r.value_sync().into_data(), &fx.data(&format!("after_train.{key}")), tolerance());
                 checked += 1;
             }
         });
@@ -101,13 +100,13 @@ fn name_input() -> &'static str {
 /// Gradients of `sum(output * probe)` with respect to the input and every parameter.
 fn check_grads(name: &str) {
     let fx = Fixture::open(name);
-    let device = Device::flex().autodiff();
+    let device = device().autodiff();
     let mut net = build(&fx, &device);
     let x: Tensor<4> = fx.tensor::<4>("input", &device).require_grad();
     let y = net.forward(x.clone());
     let loss = (y * fx.tensor::<4>("probe", &device)).sum();
     let grads = loss.backward();
-    assert_close(&format!("{name} d/dinput"), &x.grad(&grads).unwrap().into_data(), &fx.data("grad.input"), TOL);
+    assert_close(&format!("{name} d/dinput"), &x.grad(&grads).unwrap().into_data(), &fx.data("grad.input"), tolerance());
     let mut got = Vec::new();
     net.named().visit_named("", &mut |key, slot| {
         let grad = match slot {
@@ -127,9 +126,9 @@ fn check_grads(name: &str) {
         let sibling = key.strip_suffix(".bias").map(|p| norm(&format!("{p}.weight"))).unwrap_or(0.0);
         if norm(key) < 1e-4 * sibling {
             let err = rel_l2_against(&floats(grad), &floats(&want), sibling);
-            assert!(err < TOL, "{name} d/d{key}: error {err:.3e} of the weight gradient's norm");
+            assert!(err < tolerance(), "{name} d/d{key}: error {err:.3e} of the weight gradient's norm");
         } else {
-            assert_close(&format!("{name} d/d{key}"), grad, &want, TOL);
+            assert_close(&format!("{name} d/d{key}"), grad, &want, tolerance());
         }
         checked += 1;
     }
@@ -189,16 +188,16 @@ fn gradients_patchgan() {
 #[test]
 fn dropout_acts_only_in_training() {
     let fx = Fixture::open("g_resnet6_dropout");
-    let ad = Device::flex().autodiff();
+    let ad = device().autodiff();
     let Net::G(net) = build(&fx, &ad) else { unreachable!() };
     let x: Tensor<4> = fx.tensor("input", &ad);
     let a = net.forward(x.clone()).into_data();
     let b = net.forward(x.clone()).into_data();
     assert_ne!(a, b, "two training passes drew the same dropout mask");
     let eval = net.valid();
-    let plain = Device::flex();
+    let plain = device();
     let c = eval.forward(fx.tensor("input", &plain)).into_data();
-    assert_close("dropout eval", &c, &fx.data("output"), TOL);
+    assert_close("dropout eval", &c, &fx.data("output"), tolerance());
 }
 
 /// ||got - want|| / scale.

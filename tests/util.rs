@@ -73,3 +73,19 @@ pub fn run(args: &[&str]) -> (bool, String, String) {
 pub fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
+
+/// The device the golden tests run on: `CYCLEGAN_TEST_DEVICE` (cpu, cuda, wgpu; cpu by default).
+pub fn device() -> burn::tensor::Device {
+    use clap::ValueEnum;
+    let name = std::env::var("CYCLEGAN_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    cyclegan::device::DeviceChoice::from_str(&name, true)
+        .unwrap_or_else(|e| panic!("CYCLEGAN_TEST_DEVICE: {e}"))
+        .device()
+        .unwrap_or_else(|e| panic!("CYCLEGAN_TEST_DEVICE: {e}"))
+}
+
+/// Relative tolerance of the golden tests: 1e-5, or `CYCLEGAN_TEST_TOL` (GPUs
+/// reduce in other orders, some multiply in TF32).
+pub fn tolerance() -> f64 {
+    std::env::var("CYCLEGAN_TEST_TOL").ok().and_then(|v| v.parse().ok()).unwrap_or(1e-5)
+}

@@ -518,7 +518,7 @@ fn long_value(b: &[u8]) -> Value {
 }
 
 fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(malformed("odd number of dict items"));
     }
     let mut it = items.into_iter();

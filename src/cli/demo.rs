@@ -15,7 +15,7 @@ pub struct DemoArgs {
     #[arg(long, short, default_value = "runs/emoji-demo")]
     pub output: PathBuf,
     /// Epochs of 130 iterations (half at the full learning rate, half decaying).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 10)]
     pub epochs: usize,
 }
 
@@ -38,7 +38,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         "trained {} iterations in {:.0} s; {} test emoji translated: PSNR against their Twemoji twins {:.2} dB (untranslated: {:.2} dB)",
         out.training.iterations, out.training.seconds, s.images, s.psnr_after, s.psnr_before
     );
-    println!("side by side (Noto input, translation, Twemoji twin): {}", s.comparison.display());
+    println!("Noto inputs, translations, Twemoji twins (top to bottom): {}", s.comparison.display());
     println!("report: {}", report_location(&out.training.run));
     Ok(())
 }

@@ -78,7 +78,7 @@ impl Loader {
     }
 
     /// The next sample of the plan, or `None` at its end.
-    pub fn next(&mut self) -> Option<Result<Loaded>> {
+    pub fn next_sample(&mut self) -> Option<Result<Loaded>> {
         let rx = self.in_flight.pop_front()?;
         let loaded = rx.recv().expect("loader thread ended without an answer");
         self.fill();

@@ -223,7 +223,7 @@ fn next_batch(
     let mut a: Vec<ImageData> = Vec::with_capacity(batch_size);
     let mut b: Vec<ImageData> = Vec::with_capacity(batch_size);
     while a.len() < batch_size {
-        let Some(loaded) = loader.next() else { break };
+        let Some(loaded) = loader.next_sample() else { break };
         let loaded = loaded?;
         for skipped in &loaded.skipped {
             bar.suspend(|| eprintln!("warning: skipping {skipped}"));

@@ -226,7 +226,7 @@ impl TrainOptions {
         if self.lr_policy == LrPolicy::Step && self.lr_decay_iters == 0 {
             return Err("--lr-decay-iters must be at least 1 with --lr-policy step".into());
         }
-        if !(self.lr > 0.0) || !(0.0..1.0).contains(&self.beta1) {
+        if self.lr.is_nan() || self.lr <= 0.0 || !(0.0..1.0).contains(&self.beta1) {
             return Err("--lr must be positive and --beta1 in [0, 1)".into());
         }
         if self.lambda_a < 0.0 || self.lambda_b < 0.0 || self.lambda_identity < 0.0 {

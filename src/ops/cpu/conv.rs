@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use super::Nchw;
+use super::{Nchw, min_len};
 use super::direct;
 use super::gemm::{Mat, Threads, matmul};
 use super::scratch::Scratch;
@@ -69,7 +69,7 @@ pub fn forward(x: &[f32], xs: Nchw, w: &[f32], co: usize, bias: Option<&[f32]>, 
         Method::Gemm => gemm_forward(x, xs, w, co, g, ys),
     };
     if let Some(b) = bias {
-        y.par_chunks_mut(ys.plane()).enumerate().for_each(|(i, plane)| {
+        y.par_chunks_mut(ys.plane()).with_min_len(min_len(ys.plane())).enumerate().for_each(|(i, plane)| {
             let v = b[i % co];
             plane.iter_mut().for_each(|p| *p += v);
         });
@@ -107,7 +107,7 @@ pub fn backward_weight(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, g: Geometry) -
 
 /// The gradient with respect to a bias: the sum of `dy` over batch and space.
 pub fn backward_bias(dy: &[f32], ys: Nchw) -> Vec<f32> {
-    let per_plane: Vec<f64> = dy.par_chunks(ys.plane()).map(|p| p.iter().map(|v| *v as f64).sum()).collect();
+    let per_plane: Vec<f64> = dy.par_chunks(ys.plane()).with_min_len(min_len(ys.plane())).map(|p| p.iter().map(|v| *v as f64).sum()).collect();
     let mut out = vec![0f64; ys.c];
     for (i, s) in per_plane.iter().enumerate() {
         out[i % ys.c] += s;
@@ -135,7 +135,7 @@ fn flip_transpose(w: &[f32], co: usize, ci: usize, k: usize) -> Vec<f32> {
 fn im2col(x: &[f32], xs: Nchw, g: Geometry, oh: usize, ow: usize, col: &mut [f32]) {
     let (h, w, k, s, p) = (xs.h, xs.w, g.k, g.stride, g.pad);
     let rows_per_channel = k * k * oh * ow;
-    col.par_chunks_mut(rows_per_channel).enumerate().for_each(|(c, dst)| {
+    col.par_chunks_mut(rows_per_channel).with_min_len(min_len(rows_per_channel)).enumerate().for_each(|(c, dst)| {
         let src = &x[c * h * w..(c + 1) * h * w];
         for ky in 0..k {
             for kx in 0..k {
@@ -162,7 +162,7 @@ fn im2col(x: &[f32], xs: Nchw, g: Geometry, oh: usize, ow: usize, col: &mut [f32
 fn col2im(col: &[f32], xs: Nchw, g: Geometry, oh: usize, ow: usize, x: &mut [f32]) {
     let (h, w, k, s, p) = (xs.h, xs.w, g.k, g.stride, g.pad);
     let rows_per_channel = k * k * oh * ow;
-    x.par_chunks_mut(h * w).enumerate().for_each(|(c, dst)| {
+    x.par_chunks_mut(h * w).with_min_len(min_len(rows_per_channel)).enumerate().for_each(|(c, dst)| {
         let src = &col[c * rows_per_channel..(c + 1) * rows_per_channel];
         for ky in 0..k {
             for kx in 0..k {

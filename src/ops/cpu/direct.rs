@@ -7,7 +7,7 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::Nchw;
+use super::{Nchw, min_len};
 use super::conv::Geometry;
 
 const LANES: usize = 8;
@@ -32,6 +32,7 @@ pub fn conv(x: &[f32], xs: Nchw, w: &[f32], co: usize, g: Geometry) -> Vec<f32> 
     let rows: Vec<(usize, usize)> = (0..xs.n).flat_map(|b| (0..ys.h).map(move |oy| (b, oy))).collect();
     let results: Vec<Vec<f32>> = rows
         .par_iter()
+        .with_min_len(min_len(co * ys.w * ci * k * k))
         .map(|&(b, oy)| {
             let mut out = vec![0f32; co * ys.w];
             let image = &x[b * ci * xs.plane()..(b + 1) * ci * xs.plane()];
@@ -62,7 +63,7 @@ fn conv_row(image: &[f32], h: usize, w: usize, ci: usize, wb: &[f32], co: usize,
             let iy = (oy + ky) as isize - pad as isize;
             (iy >= 0 && iy < h as isize).then(|| {
                 let row = &image[(i * h + iy as usize) * w..(i * h + iy as usize + 1) * w];
-                let line = if pad == 0 && ow % (2 * LANES) == 0 {
+                let line = if pad == 0 && ow.is_multiple_of(2 * LANES) {
                     std::borrow::Cow::Borrowed(row)
                 } else {
                     let mut padded = vec![0f32; w + 2 * pad + slack];
@@ -173,7 +174,7 @@ pub fn weight_grad(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, g: Geometry) -> Ve
     assert_eq!(g.stride, 1);
     let (ci, co, k) = (xs.c, ys.c, g.k);
     let mut dw = vec![0f32; co * ci * k * k];
-    dw.par_chunks_mut(k * k).enumerate().for_each(|(pair, taps)| {
+    dw.par_chunks_mut(k * k).with_min_len(min_len(xs.n * ys.plane() * k * k)).enumerate().for_each(|(pair, taps)| {
         let (o, i) = (pair / ci, pair % ci);
         let mut acc = vec![0f64; k * k];
         for b in 0..xs.n {

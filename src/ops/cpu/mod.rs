@@ -21,6 +21,13 @@ mod scratch;
 mod winograd;
 mod direct;
 
+/// Items per parallel task, so that each task does at least ~32K values of
+/// work: splitting small tensors finer costs more in thread hand-offs than
+/// it gains (the small networks of tests and demos are all small tensors).
+pub(crate) fn min_len(work_per_item: usize) -> usize {
+    (32 * 1024 / work_per_item.max(1)).max(1)
+}
+
 /// The shape of an NCHW tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Nchw {

@@ -3,12 +3,15 @@
 
 use rayon::prelude::*;
 
+use super::min_len;
+
 /// Normalise each plane of `plane` elements; returns the output and each plane's `1 / std`.
 pub fn forward(x: &[f32], plane: usize, eps: f64) -> (Vec<f32>, Vec<f32>) {
     let mut y = vec![0f32; x.len()];
     let rstd: Vec<f32> = y
         .par_chunks_mut(plane)
         .zip(x.par_chunks(plane))
+        .with_min_len(min_len(plane))
         .map(|(out, src)| {
             let n = src.len() as f64;
             let mean = src.iter().map(|v| *v as f64).sum::<f64>() / n;
@@ -27,7 +30,7 @@ pub fn forward(x: &[f32], plane: usize, eps: f64) -> (Vec<f32>, Vec<f32>) {
 /// `dx = rstd * (dy - mean(dy) - y * mean(dy * y))` per plane, from the forward's output and `rstd`.
 pub fn backward(dy: &[f32], y: &[f32], rstd: &[f32], plane: usize) -> Vec<f32> {
     let mut dx = vec![0f32; dy.len()];
-    dx.par_chunks_mut(plane).zip(dy.par_chunks(plane).zip(y.par_chunks(plane))).enumerate().for_each(
+    dx.par_chunks_mut(plane).zip(dy.par_chunks(plane).zip(y.par_chunks(plane))).with_min_len(min_len(plane)).enumerate().for_each(
         |(i, (out, (g, yy)))| {
             let n = g.len() as f64;
             let mean_g = g.iter().map(|v| *v as f64).sum::<f64>() / n;

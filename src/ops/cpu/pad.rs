@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::Nchw;
+use super::{Nchw, min_len};
 
 /// Where output row/column `o` reads from, for a side of length `len` padded by `before`.
 fn source(o: usize, before: usize, len: usize) -> usize {
@@ -19,7 +19,7 @@ pub fn forward(x: &[f32], xs: Nchw, [top, bottom, left, right]: [usize; 4]) -> (
     let ys = Nchw::new(xs.n, xs.c, xs.h + top + bottom, xs.w + left + right);
     let cols: Vec<usize> = (0..ys.w).map(|ox| source(ox, left, xs.w)).collect();
     let mut y = vec![0f32; ys.len()];
-    y.par_chunks_mut(ys.plane()).zip(x.par_chunks(xs.plane())).for_each(|(out, src)| {
+    y.par_chunks_mut(ys.plane()).zip(x.par_chunks(xs.plane())).with_min_len(min_len(ys.plane())).for_each(|(out, src)| {
         for oy in 0..ys.h {
             let line = &src[source(oy, top, xs.h) * xs.w..][..xs.w];
             let row = &mut out[oy * ys.w..(oy + 1) * ys.w];
@@ -37,7 +37,7 @@ pub fn backward(dy: &[f32], ys: Nchw, [top, bottom, left, right]: [usize; 4]) ->
     let xs = Nchw::new(ys.n, ys.c, ys.h - top - bottom, ys.w - left - right);
     let cols: Vec<usize> = (0..ys.w).map(|ox| source(ox, left, xs.w)).collect();
     let mut dx = vec![0f32; xs.len()];
-    dx.par_chunks_mut(xs.plane()).zip(dy.par_chunks(ys.plane())).for_each(|(out, grad)| {
+    dx.par_chunks_mut(xs.plane()).zip(dy.par_chunks(ys.plane())).with_min_len(min_len(ys.plane())).for_each(|(out, grad)| {
         for oy in 0..ys.h {
             let line = &mut out[source(oy, top, xs.h) * xs.w..][..xs.w];
             let row = &grad[oy * ys.w..(oy + 1) * ys.w];

@@ -10,7 +10,7 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::Nchw;
+use super::{Nchw, min_len};
 use super::gemm::{Mat, Threads, matmul};
 use super::scratch::Scratch;
 
@@ -27,11 +27,11 @@ pub fn conv3x3(x: &[f32], xs: Nchw, w: &[f32], co: usize, pad: usize) -> Vec<f32
 
     // U[o][i][xi]: read by the multiplies below with a stride of 16.
     let mut u = vec![0f32; co * ci * N];
-    u.par_chunks_mut(N).zip(w.par_chunks(9)).for_each(|(dst, g)| dst.copy_from_slice(&filter_transform(g)));
+    u.par_chunks_mut(N).zip(w.par_chunks(9)).with_min_len(min_len(N * 4)).for_each(|(dst, g)| dst.copy_from_slice(&filter_transform(g)));
 
     // V[i][xi][t]
     let mut v = Scratch::take(ci * N * t_all);
-    v.par_chunks_mut(N * t_all).enumerate().for_each(|(i, vi)| {
+    v.par_chunks_mut(N * t_all).with_min_len(min_len(N * t_all)).enumerate().for_each(|(i, vi)| {
         for b in 0..xs.n {
             let plane = &x[(b * ci + i) * xs.plane()..(b * ci + i + 1) * xs.plane()];
             input_transform_plane(plane, xs.h, xs.w, pad, th, tw, vi, t_all, b * tiles_per_image);
@@ -40,7 +40,7 @@ pub fn conv3x3(x: &[f32], xs: Nchw, w: &[f32], co: usize, pad: usize) -> Vec<f32
 
     // M[xi][o][t] = U[.][.][xi] (co x ci) * V[.][xi][.] (ci x T)
     let mut m = Scratch::take(N * co * t_all);
-    m.par_chunks_mut(co * t_all).enumerate().for_each(|(xi, mx)| {
+    m.par_chunks_mut(co * t_all).with_min_len(min_len(co * t_all * ci / 8)).enumerate().for_each(|(xi, mx)| {
         let ux = Mat { data: &u[xi..], rs: ci * N, cs: N };
         let vx = Mat { data: &v[xi * t_all..], rs: N * t_all, cs: 1 };
         matmul(co, t_all, ci, ux, vx, mx, false, Threads::One);
@@ -48,7 +48,7 @@ pub fn conv3x3(x: &[f32], xs: Nchw, w: &[f32], co: usize, pad: usize) -> Vec<f32
 
     // y[b][o] = A^T M A per tile
     let mut y = vec![0f32; xs.n * co * oh * ow];
-    y.par_chunks_mut(oh * ow).enumerate().for_each(|(plane, out)| {
+    y.par_chunks_mut(oh * ow).with_min_len(min_len(oh * ow * 4)).enumerate().for_each(|(plane, out)| {
         let (b, o) = (plane / co, plane % co);
         let base = o * t_all + b * tiles_per_image;
         output_transform_plane(&m, co * t_all, base, th, tw, oh, ow, out);

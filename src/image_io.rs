@@ -102,11 +102,6 @@ pub fn decode_bytes(path: &Path, bytes: &[u8]) -> Result<DynamicImage> {
     r.decode().map_err(|e| Error::image(path, format!("corrupt or truncated image ({e})")))
 }
 
-/// Load an image file as `channels` channels in `[-1, 1]`.
-pub fn load(path: &Path, channels: usize) -> Result<ImageData> {
-    Ok(to_data(&decode(path)?, channels))
-}
-
 /// Convert a decoded image to `channels` channels (1, 3 or 4) in `[-1, 1]`.
 ///
 /// Transparency is composited on white for 1 and 3 channels (emoji, logos and

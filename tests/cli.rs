@@ -30,6 +30,7 @@ fn gray_rgba_and_16_bit_inputs_give_8_bit_rgb_of_the_same_size() {
         ("rgba.png", DynamicImage::ImageRgba8(ImageBuffer::from_fn(17, 30, |x, y| image::Rgba([x as u8 * 15, y as u8 * 8, 90, (x * 15) as u8])))),
         ("deep.png", DynamicImage::ImageRgb16(ImageBuffer::from_fn(9, 7, |x, y| image::Rgb([x as u16 * 7000, y as u16 * 9000, 40000])))),
         ("photo.jpg", DynamicImage::ImageRgb8(ImageBuffer::from_fn(33, 18, |x, y| image::Rgb([x as u8 * 7, y as u8 * 13, 128])))),
+        ("tiny.png", DynamicImage::ImageRgb8(ImageBuffer::from_fn(2, 1, |x, _| image::Rgb([x as u8 * 200, 30, 60])))),
     ];
     for (name, img) in &inputs {
         let path = dir.path().join(name);

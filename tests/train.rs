@@ -12,7 +12,7 @@ use cyclegan::rng::Rng;
 use cyclegan::train::losses::gradient_penalty;
 use serde_json::Value;
 
-use crate::util::{Fixture, assert_close, bin, fixture, floats, run, tmp};
+use crate::util::{Fixture, assert_close, bin, fixture, floats, losses, run, tmp};
 
 /// A tiny dataset: the two train images of each domain from the fixtures, plus more emoji.
 fn dataset(dir: &Path, extra: usize) -> (PathBuf, PathBuf) {
@@ -35,14 +35,6 @@ fn train(args: &[&str]) -> (bool, String, String) {
     let mut all = vec!["train"];
     all.extend_from_slice(args);
     run(&all)
-}
-
-fn losses(run_dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run_dir.join("losses.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 const LOSS_NAMES: [&str; 8] = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"];

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use cyclegan::checkpoint;
 use serde_json::Value;
 
-use crate::util::{bin, fixture, run, tmp};
+use crate::util::{bin, fixture, losses, run, tmp};
 
 /// A folder of `n` images per domain (copies of the fixtures).
 fn dataset(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
@@ -34,14 +34,6 @@ fn train_tiny(data: &Path, out: &Path, extra: &[&str]) -> (bool, String, String)
     run(&args)
 }
 
-fn losses(run_dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run_dir.join("losses.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn column(rows: &[Value], key: &str) -> Vec<f64> {
     rows.iter().map(|r| r[key].as_f64().unwrap()).collect()
 }
@@ -66,9 +58,10 @@ fn bad_options_fail_with_one_line_before_any_work() {
         (vec!["--dataroot", empty.to_str().unwrap()], "no images found"),
         (vec!["--data-a", train_a.to_str().unwrap()], "give both --data-a and --data-b, or --dataroot"),
         (vec!["--dataroot", data.to_str().unwrap(), "--output-nc", "1"], "--lambda-identity needs --input-nc equal to --output-nc"),
-        (vec!["--dataroot", data.to_str().unwrap(), "--netG", "unet_256", "--crop-size", "128", "--load-size", "143"], "multiples of 256"),
+        (vec!["--dataroot", data.to_str().unwrap(), "--netG", "unet_256", "--crop-size", "300", "--load-size", "320"], "multiples of 256"),
         (vec!["--dataroot", data.to_str().unwrap(), "--device", "cuda"], "needs a build with `--features cuda`"),
         (vec!["--dataroot", data.to_str().unwrap(), "--batch-size", "0"], "--batch-size must be at least 1"),
+        (vec!["--dataroot", data.to_str().unwrap(), "--netG", "resnet_6blocks", "--load-size", "4", "--crop-size", "4"], "needs images of at least 8 px"),
     ];
     for (extra, expected) in cases {
         let mut args = vec!["train", "--output", out.to_str().unwrap()];

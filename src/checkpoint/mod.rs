@@ -21,7 +21,7 @@ use burn::tensor::Device;
 
 use crate::error::{Error, Result};
 use crate::fs;
-use crate::nets::{Discriminator, Generator, Initializer, NamedTensors};
+use crate::nets::{Generator, Initializer, NamedTensors};
 use crate::rng::Rng;
 
 /// The raw contents of a checkpoint file of either format.
@@ -80,19 +80,6 @@ pub fn load_generator(path: &Path, device: &Device) -> Result<LoadedGenerator> {
         .load_into(&mut net)
         .map_err(|e| Error::checkpoint(path, format!("does not fit a {} generator: {e}", cfg.arch.name())))?;
     Ok(LoadedGenerator { net, info })
-}
-
-/// Load a discriminator from a file.
-pub fn load_discriminator(path: &Path, device: &Device) -> Result<(Discriminator, NetInfo)> {
-    let (tensors, info) = read(path, None)?;
-    let NetConfig::Discriminator(cfg) = &info.config else {
-        return Err(Error::checkpoint(path, "holds a generator, not a discriminator"));
-    };
-    let mut net = cfg.init(&Initializer::default(), &mut Rng::seed_from(0), device);
-    tensors
-        .load_into(&mut net)
-        .map_err(|e| Error::checkpoint(path, format!("does not fit a {} discriminator: {e}", cfg.arch.name())))?;
-    Ok((net, info))
 }
 
 /// Save one network with its self-description, atomically.

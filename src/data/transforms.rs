@@ -93,6 +93,8 @@ pub struct Transform {
     pub crop_size: u32,
     pub filter: ResizeFilter,
     pub channels: usize,
+    /// The smallest side the generator takes (smaller images are refused).
+    pub min_size: u32,
 }
 
 impl Transform {
@@ -113,6 +115,12 @@ impl Transform {
             let x = ((w - c + 1) as f64 * aug.crop_at.0) as u32;
             let y = ((h - c + 1) as f64 * aug.crop_at.1) as u32;
             img = img.crop_imm(x.min(w - c), y.min(h - c), c, c);
+        }
+        if img.width() < self.min_size || img.height() < self.min_size {
+            return Err(Error::image(
+                path,
+                format!("is {}x{} after preprocessing, smaller than the {} px the generator needs", img.width(), img.height(), self.min_size),
+            ));
         }
         if aug.flip {
             img = img.fliph();
@@ -148,7 +156,7 @@ mod tests {
     }
 
     fn t(preprocess: Preprocess) -> Transform {
-        Transform { preprocess, load_size: 40, crop_size: 32, filter: ResizeFilter::Bicubic, channels: 3 }
+        Transform { preprocess, load_size: 40, crop_size: 32, filter: ResizeFilter::Bicubic, channels: 3, min_size: 8 }
     }
 
     #[test]
@@ -170,7 +178,7 @@ mod tests {
     #[test]
     fn crop_position_and_flip_are_the_drawn_ones() {
         let p = Path::new("x.png");
-        let tr = Transform { preprocess: Preprocess::Crop, load_size: 40, crop_size: 4, filter: ResizeFilter::Nearest, channels: 3 };
+        let tr = Transform { preprocess: Preprocess::Crop, load_size: 40, crop_size: 4, filter: ResizeFilter::Nearest, channels: 3, min_size: 4 };
         // x offset = floor((10 - 4 + 1) * 0.5) = 3; the red channel holds x.
         let d = tr.apply(p, ramp(10, 10), Augment { crop_at: (0.5, 0.0), flip: false }).unwrap();
         assert_eq!(d.values[0], 3.0 / 127.5 - 1.0);
@@ -178,5 +186,8 @@ mod tests {
         assert_eq!(d.values[0], 6.0 / 127.5 - 1.0, "flipped: the row starts at the crop's right edge");
         let err = tr.apply(p, ramp(3, 10), Augment { crop_at: (0.0, 0.0), flip: false }).unwrap_err();
         assert!(err.to_string().contains("smaller than --crop-size 4"), "{err}");
+        let tiny = Transform { preprocess: Preprocess::None, min_size: 8, ..tr };
+        let err = tiny.apply(p, ramp(5, 5), Augment { crop_at: (0.0, 0.0), flip: false }).unwrap_err();
+        assert!(err.to_string().contains("4x4 after preprocessing, smaller than the 8 px"), "{err}");
     }
 }

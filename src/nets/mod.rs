@@ -19,7 +19,7 @@ mod unet;
 pub use discriminator::{NLayerDiscriminator, PixelDiscriminator};
 pub use init::{InitType, Initializer};
 pub use layers::{Conv2d, ConvTranspose2d, Dropout, Norm, NormStats};
-pub use named::{NamedTensors, Slot, SlotRole, named_tensor_data};
+pub use named::{NamedTensors, Slot, SlotRole};
 pub use resnet::{ResnetBlock, ResnetGenerator};
 pub use unet::{UnetBlock, UnetGenerator};
 
@@ -75,6 +75,15 @@ impl GeneratorArch {
             Self::Resnet9Blocks | Self::Resnet6Blocks => 4,
             Self::Unet256 => 256,
             Self::Unet128 => 128,
+        }
+    }
+
+    /// The smallest height and width the network takes: the ResNet's residual
+    /// blocks reflect-pad by 1 at a quarter of the input size, which needs 2 px there.
+    pub fn min_size(self) -> usize {
+        match self {
+            Self::Resnet9Blocks | Self::Resnet6Blocks => 8,
+            Self::Unet256 | Self::Unet128 => self.size_multiple(),
         }
     }
 }

@@ -49,24 +49,10 @@ impl Slot<'_> {
             Slot::Counter => Vec::new(),
         }
     }
-
-    /// Whether the optimiser trains this tensor.
-    pub fn is_trainable(&self) -> bool {
-        matches!(self, Slot::Weight(_) | Slot::Vector(..))
-    }
 }
 
 /// A network that can list its tensors under official names.
 pub trait NamedTensors {
     /// Call `f` with every tensor, in `state_dict` order, its key prefixed by `prefix`.
     fn visit_named(&mut self, prefix: &str, f: &mut dyn FnMut(String, Slot<'_>));
-}
-
-/// All tensors of a network as `(key, data)`, in `state_dict` order.
-///
-/// Takes the network by value: clone it first (cheap, tensors are shared) to keep using it.
-pub fn named_tensor_data(mut net: impl NamedTensors, prefix: &str) -> Vec<(String, TensorData)> {
-    let mut out = Vec::new();
-    net.visit_named(prefix, &mut |key, slot| out.push((key, slot.data())));
-    out
 }

@@ -110,8 +110,12 @@ impl CpuKernels for Flex {
     }
 }
 
+/// The backward pass of a convolution, or (`transposed`) of a transposed one,
+/// which is the input gradient of the convolution the other way round.
 #[derive(Debug)]
-struct ConvBackward;
+struct ConvBackward {
+    transposed: bool,
+}
 
 impl Backward<Flex, 2> for ConvBackward {
     /// input, weight, stride, padding
@@ -124,41 +128,23 @@ impl Backward<Flex, 2> for ConvBackward {
         let (gv, gs) = values(&grad);
         let (xv, xs) = values(&x);
         let (wv, _) = values(&w);
-        let [_, _, k, _] = weight_dims(&w);
+        let [w_out, _, k, _] = weight_dims(&w);
         let geometry = conv::Geometry::new(k, stride, padding);
         if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, tensor(conv::backward_input(&gv, gs, &wv, xs, geometry), xs));
+            let dx = if self.transposed {
+                conv::forward(&gv, gs, &wv, w_out, None, geometry).0
+            } else {
+                conv::backward_input(&gv, gs, &wv, xs, geometry)
+            };
+            grads.register::<Flex>(node.id, tensor(dx, xs));
         }
         if let Some(node) = node_w {
-            let dw = conv::backward_weight(&xv, xs, &gv, gs, geometry);
-            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dw, weight_dims(&w))));
-        }
-    }
-}
-
-#[derive(Debug)]
-struct ConvTransposeBackward;
-
-impl Backward<Flex, 2> for ConvTransposeBackward {
-    /// input, weight, stride, padding
-    type State = (FlexTensor, FlexTensor, usize, usize);
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [node_x, node_w] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
-        let (x, w, stride, padding) = ops.state;
-        let (gv, gs) = values(&grad);
-        let (xv, xs) = values(&x);
-        let (wv, _) = values(&w);
-        let [ci, _, k, _] = weight_dims(&w);
-        let geometry = conv::Geometry::new(k, stride, padding);
-        if let Some(node) = node_x {
-            let (dx, dxs) = conv::forward(&gv, gs, &wv, ci, None, geometry);
-            grads.register::<Flex>(node.id, tensor(dx, dxs));
-        }
-        if let Some(node) = node_w {
-            // the weight gradient of the convolution gs -> xs, whose weight this is
-            let dw = conv::backward_weight(&gv, gs, &xv, xs, geometry);
+            // A transposed convolution's weight belongs to the convolution gs -> xs.
+            let dw = if self.transposed {
+                conv::backward_weight(&gv, gs, &xv, xs, geometry)
+            } else {
+                conv::backward_weight(&xv, xs, &gv, gs, geometry)
+            };
             grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dw, weight_dims(&w))));
         }
     }
@@ -204,7 +190,7 @@ type AdTensor = FloatTensor<Autodiff<Flex>>;
 
 impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
     fn conv2d_fast(x: AdTensor, weight: AdTensor, stride: usize, padding: usize) -> AdTensor {
-        match ConvBackward.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
+        match (ConvBackward { transposed: false }).prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let out = conv_forward(x.primitive(), weight.primitive(), stride, padding);
                 prep.finish((x.into_primitive(), weight.into_primitive(), stride, padding), out)
@@ -215,7 +201,7 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
 
     fn conv_transpose2d_fast(x: AdTensor, weight: AdTensor, stride: usize, padding: usize, output_padding: usize) -> AdTensor {
         let forward = |x: &FlexTensor, w: &FlexTensor| conv_transpose_forward(x, w, stride, padding, output_padding);
-        match ConvTransposeBackward.prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
+        match (ConvBackward { transposed: true }).prepare::<C>([x.node(), weight.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let out = forward(x.primitive(), weight.primitive());
                 prep.finish((x.into_primitive(), weight.into_primitive(), stride, padding), out)

@@ -125,6 +125,7 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>) -> Result<O
         crop_size: opts.crop_size,
         filter: opts.resize_filter,
         channels,
+        min_size: opts.net_g.min_size() as u32,
     };
     let mut loader = Loader::new(dataset.clone(), transform(opts.input_nc), transform(opts.output_nc), opts.workers);
     let total_epochs = opts.n_epochs + opts.n_epochs_decay;

@@ -240,7 +240,12 @@ impl TrainOptions {
         }
         let multiple = self.net_g.size_multiple() as u32;
         if let Some(size) = self.preprocess.fixed_size(self.load_size, self.crop_size)
-            && size % multiple != 0
+            && size < self.net_g.min_size() as u32
+        {
+            return Err(format!("{} needs images of at least {} px; --crop-size is {size}", self.net_g.name(), self.net_g.min_size()));
+        }
+        if let Some(size) = self.preprocess.fixed_size(self.load_size, self.crop_size)
+            && !size.is_multiple_of(multiple)
         {
             return Err(format!(
                 "{} needs images whose sides are multiples of {multiple}, but training images will be {size} px; \

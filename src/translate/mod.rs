@@ -5,7 +5,7 @@ mod padding;
 mod precision;
 mod tiling;
 
-pub use padding::{pad_to_multiple, reflect_pad_any};
+pub use padding::pad_to_fit;
 pub use precision::Precision;
 pub use tiling::{Tiling, translate_tiled};
 
@@ -82,12 +82,11 @@ impl Translator {
         &self.device
     }
 
-    /// Translate one image of any size: reflect-pad bottom and right to the
-    /// architecture's multiple, run, crop back.
+    /// Translate one image of any size: reflect-pad bottom and right to a
+    /// size the architecture takes, run, crop back.
     pub fn translate(&self, image: &ImageData) -> ImageData {
         let x = self.input(image);
-        let m = self.config.arch.size_multiple();
-        let (x, h, w) = pad_to_multiple(x, m);
+        let (x, h, w) = pad_to_fit(x, self.config.arch);
         let y = self.net.forward(x).slice([0..1, 0..self.config.output_nc, 0..h, 0..w]);
         ImageData::from_tensor(y)
     }

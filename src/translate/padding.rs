@@ -2,16 +2,18 @@
 
 use burn::tensor::Tensor;
 
+use crate::nets::GeneratorArch;
 use crate::ops;
 
-/// Reflect-pad the bottom and right of `x` so that height and width are
-/// multiples of `m`, as the reference does; returns the padded tensor and
-/// the original height and width (to crop the output back to).
-pub fn pad_to_multiple(x: Tensor<4>, m: usize) -> (Tensor<4>, usize, usize) {
+/// Reflect-pad the bottom and right of `x` to a size `arch` takes: multiples
+/// of its [`GeneratorArch::size_multiple`], as the reference does, and at
+/// least its [`GeneratorArch::min_size`]. Returns the padded tensor and the
+/// original height and width (to crop the output back to).
+pub fn pad_to_fit(x: Tensor<4>, arch: GeneratorArch) -> (Tensor<4>, usize, usize) {
     let [_, _, h, w] = x.dims();
-    let ph = (m - h % m) % m;
-    let pw = (m - w % m) % m;
-    (reflect_pad_any(x, [0, ph, 0, pw]), h, w)
+    let (m, min) = (arch.size_multiple(), arch.min_size());
+    let target = |len: usize| len.max(min).div_ceil(m) * m;
+    (reflect_pad_any(x, [0, target(h) - h, 0, target(w) - w]), h, w)
 }
 
 /// Reflection padding by any amount: where one reflection is not enough (a
@@ -35,4 +37,40 @@ pub fn reflect_pad_any(mut x: Tensor<4>, [mut top, mut bottom, mut left, mut rig
         x = ops::reflect_pad(x, [t, b, l, r]);
     }
     x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    fn column(values: Vec<f32>, h: usize) -> Tensor<4> {
+        Tensor::from_data(TensorData::new(values, [1, 1, h, 1]), &Device::flex())
+    }
+
+    fn values(t: Tensor<4>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_into_vec().unwrap()
+    }
+
+    #[test]
+    fn pads_wider_than_the_image_reflect_again() {
+        // 3 rows padded by 5 at the bottom: 0 1 2 | 1 0 | 1 2 | 1 (reflecting off each new edge)
+        let x = column(vec![0.0, 1.0, 2.0], 3);
+        let y = reflect_pad_any(x, [0, 5, 0, 0]);
+        assert_eq!(values(y), vec![0.0, 1.0, 2.0, 1.0, 0.0, 1.0, 2.0, 1.0]);
+        // a single row cannot reflect: it is repeated
+        let y = reflect_pad_any(column(vec![7.0], 1), [0, 3, 0, 0]);
+        assert_eq!(values(y), vec![7.0; 4]);
+    }
+
+    #[test]
+    fn pads_to_the_multiple_and_minimum_and_reports_the_original_size() {
+        let x = Tensor::<4>::zeros([1, 3, 5, 9], &Device::flex());
+        let (y, h, w) = pad_to_fit(x, GeneratorArch::Resnet9Blocks);
+        assert_eq!((y.dims(), h, w), ([1, 3, 8, 12], 5, 9));
+        let x = Tensor::<4>::zeros([1, 3, 1, 2], &Device::flex());
+        assert_eq!(pad_to_fit(x, GeneratorArch::Resnet6Blocks).0.dims(), [1, 3, 8, 8]);
+        let x = Tensor::<4>::zeros([1, 3, 100, 300], &Device::flex());
+        assert_eq!(pad_to_fit(x, GeneratorArch::Unet256).0.dims(), [1, 3, 256, 512]);
+    }
 }

@@ -11,7 +11,7 @@
 
 use image::imageops::FilterType;
 
-use super::{Translator, pad_to_multiple};
+use super::{Translator, pad_to_fit};
 use crate::error::{Error, Result};
 use crate::image_io::ImageData;
 use crate::nets::NormStats;
@@ -78,8 +78,7 @@ fn whole_image_statistics(translator: &Translator, image: &ImageData, stats_size
     } else {
         image.clone()
     };
-    let m = translator.config.arch.size_multiple();
-    let (x, _, _) = pad_to_multiple(translator.input(&small), m);
+    let (x, _, _) = pad_to_fit(translator.input(&small), translator.config.arch);
     let mut stats = NormStats::Record(Vec::new());
     let _ = translator.net.forward_with(x, &mut stats);
     match stats {
@@ -114,7 +113,6 @@ pub fn translate_tiled(translator: &Translator, image: &ImageData, tiling: Tilin
     let plane = h * w;
     let mut acc = vec![0f32; cout * plane];
     let mut weights = vec![0f32; plane];
-    let m = translator.config.arch.size_multiple();
     for &y0 in &origins(h, tiling.tile, tiling.overlap) {
         for &x0 in &origins(w, tiling.tile, tiling.overlap) {
             let (th, tw) = (tiling.tile.min(h), tiling.tile.min(w));
@@ -127,7 +125,7 @@ pub fn translate_tiled(translator: &Translator, image: &ImageData, tiling: Tilin
             }
             let tile = ImageData { channels: cin, height: th, width: tw, values };
             let x = translator.input(&tile);
-            let (x, _, _) = pad_to_multiple(x, m);
+            let (x, _, _) = pad_to_fit(x, translator.config.arch);
             let mut apply = NormStats::Apply { stats: recorded.clone(), next: 0 };
             let y = translator.net.forward_with(x, &mut apply).slice([0..1, 0..cout, 0..th, 0..tw]);
             let out = ImageData::from_tensor(y);

@@ -74,7 +74,8 @@ pub fn run(output: &Path, epochs: usize, stop: Arc<AtomicBool>) -> anyhow::Resul
     let translator = Translator::open(output, Direction::A2B, &device)?;
     let fake_b = output.join("test").join("fake_B");
     let job = TranslateJob { inputs: vec![data.join("testA")], output: fake_b.clone(), load_size: None, tiling: None };
-    let summary = translate::run(&translator, &job, |_| {})?;
+    let found = folder::find_images(&job.inputs)?;
+    let summary = translate::run(&translator, &job, &found, |_| {})?;
     if let Some(e) = summary.failed.into_iter().next() {
         return Err(e.into());
     }

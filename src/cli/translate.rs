@@ -51,7 +51,8 @@ pub fn run(args: TranslateArgs) -> anyhow::Result<()> {
         None => None,
     };
     let job = TranslateJob { inputs: args.inputs, output: args.output.clone(), load_size: args.load_size, tiling };
-    let total = crate::data::folder::find_images(&job.inputs)?.len();
+    let found = crate::data::folder::find_images(&job.inputs)?;
+    let total = found.len();
     let bar = if total > 1 {
         let bar = ProgressBar::new(total as u64);
         bar.set_style(
@@ -62,7 +63,7 @@ pub fn run(args: TranslateArgs) -> anyhow::Result<()> {
     } else {
         ProgressBar::hidden()
     };
-    let summary = translate::run(&translator, &job, |_| bar.inc(1))?;
+    let summary = translate::run(&translator, &job, &found, |_| bar.inc(1))?;
     bar.finish_and_clear();
     for failure in &summary.failed {
         eprintln!("error: {failure}");

@@ -112,11 +112,8 @@ mod tests {
         for (rows, cols) in [(8, 27), (27, 8), (16, 16)] {
             let w = orthogonal(rows, cols, 1.0, &mut rng);
             // the smaller side's vectors are orthonormal
-            let (a, b, get): (usize, usize, Box<dyn Fn(usize, usize) -> f64>) = if rows <= cols {
-                (rows, cols, Box::new(|i, k| w[i * cols + k] as f64))
-            } else {
-                (cols, rows, Box::new(|i, k| w[k * cols + i] as f64))
-            };
+            let (a, b) = (rows.min(cols), rows.max(cols));
+            let get = |i: usize, k: usize| if rows <= cols { w[i * cols + k] as f64 } else { w[k * cols + i] as f64 };
             for i in 0..a {
                 for j in 0..a {
                     let dot: f64 = (0..b).map(|k| get(i, k) * get(j, k)).sum();

@@ -131,7 +131,8 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>) -> Result<O
     let total_epochs = opts.n_epochs + opts.n_epochs_decay;
     let started = Instant::now();
     let start_iteration = state.iteration;
-    let report = |run: &RunDir, status: &str| report::write_report(run, &opts.entries(), &opts.non_defaults(), status);
+    let (entries, changed) = (opts.entries(), opts.non_defaults());
+    let report = |run: &RunDir, status: &str| report::write_report(run, &entries, &changed, status);
     let mut ending = Ending::Finished;
 
     'epochs: while state.epoch <= total_epochs {

@@ -17,7 +17,7 @@ use burn::tensor::{Device, Tensor};
 use image::imageops::FilterType;
 
 use crate::checkpoint::{self, Direction, NetConfig};
-use crate::data::folder::{self, FoundImage};
+use crate::data::folder::FoundImage;
 use crate::error::{Error, Result};
 use crate::image_io::{self, ImageData};
 use crate::nets::{Generator, GeneratorConfig};
@@ -154,11 +154,11 @@ fn output_name(dir: &Path, relative: &Path) -> PathBuf {
     if image_io::output_format(&out).is_some() { out } else { out.with_extension("png") }
 }
 
-/// Translate every input, calling `progress` after each image. Failures of
-/// single images are collected, not fatal.
-pub fn run(translator: &Translator, job: &TranslateJob, mut progress: impl FnMut(&Path)) -> Result<Summary> {
-    let found = folder::find_images(&job.inputs)?;
-    let outputs = plan_outputs(job, &found)?;
+/// Translate the images found for `job` (by [`crate::data::folder::find_images`] on its
+/// inputs), calling `progress` after each. Failures of single images are
+/// collected, not fatal.
+pub fn run(translator: &Translator, job: &TranslateJob, found: &[FoundImage], mut progress: impl FnMut(&Path)) -> Result<Summary> {
+    let outputs = plan_outputs(job, found)?;
     let start = Instant::now();
     let mut summary = Summary::default();
     for (input, output) in found.iter().zip(&outputs) {

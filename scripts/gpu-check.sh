@@ -1,36 +1,55 @@
 #!/usr/bin/env bash
 # GPU check: golden tests and benchmark on an NVIDIA GPU, beside PyTorch on
-# the same machine. Meant to finish in under five minutes once built.
+# the same machine. Meant to finish in under five minutes.
 #
-#   scripts/gpu-check.sh [cuda|wgpu]      (default cuda)
+#   scripts/gpu-check.sh [cuda|wgpu]      (default: the bundle's backend, else cuda)
 #
-# Build first, where the registry (and, for cuda, GitHub: burn's CUDA
-# backend downloads an LLVM bundle when it is built) can be reached:
-#   cargo test --release --features cuda --no-run && cargo build --release --features cuda
-# The machine needs the NVIDIA driver (and NVRTC for cuda), and PyTorch with
-# CUDA for the comparison (python3 -c "import torch" must work, or set PYTHON).
+# Two ways to get the binaries:
+#   - a machine without cargo or network (the usual GPU box): build here with
+#     `scripts/gpu-bundle.sh cuda`, carry gpu-bundle/ with the checkout, run
+#     this script from the checkout's root there;
+#   - a machine with cargo: it builds them itself (for cuda, run
+#     scripts/offline-llvm.sh first when GitHub cannot be reached).
+# The machine needs the NVIDIA driver, and PyTorch with CUDA for the
+# comparison (python3 -c "import torch" must work, or set PYTHON).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-backend="${1:-cuda}"
-python="${PYTHON:-python3}"
 start=$(date +%s)
+python="${PYTHON:-python3}"
+
+if [ -d gpu-bundle ]; then
+    backend="${1:-$(cat gpu-bundle/backend)}"
+    bin=$(mktemp -d)
+    for name in cyclegan tests; do
+        xz -dc "gpu-bundle/$name.xz" > "$bin/$name" && chmod +x "$bin/$name"
+    done
+    cyclegan="$bin/cyclegan"
+    tests=("$bin/tests")
+    export CYCLEGAN_REF="$PWD/gpu-bundle/reference"
+else
+    backend="${1:-cuda}"
+    cargo build --release --locked --features "$backend" || exit 1
+    cyclegan=target/release/cyclegan
+    tests=(cargo test --release --locked --features "$backend" --test tests --)
+fi
 
 echo "== machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "(no nvidia-smi)"
+"$cyclegan" --version
 
 echo "== golden tests on $backend (tolerance 1e-3: GPUs reduce in other orders, some multiply in TF32)"
-CYCLEGAN_TEST_DEVICE="$backend" CYCLEGAN_TEST_TOL=1e-3 \
-    timeout 180 cargo test --release --locked --features "$backend" --test tests parity 2>&1 | tail -n 40
+CYCLEGAN_TEST_DEVICE="$backend" CYCLEGAN_TEST_TOL=1e-3 timeout 180 "${tests[@]}" parity 2>&1 | tail -n 45
 
 echo "== benchmark on $backend"
-timeout 180 target/release/cyclegan bench --device "$backend" --repeats 5 \
+timeout 150 "$cyclegan" bench --device "$backend" --repeats 5 \
     --cases forward256,forward256x4,forward256-f16,train128,train256
 
 echo "== PyTorch on the same machine"
 if "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+    "$python" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
     for args in "forward --size 256" "forward --size 256 --batch 4" "train --size 128 --iters 3" "train --size 256 --iters 3"; do
         # shellcheck disable=SC2086
-        echo "$args: $(timeout 120 "$python" scripts/reference_timing.py $args --device cuda)"
+        echo "$args: $(timeout 60 "$python" scripts/reference_timing.py $args --device cuda)"
     done
 else
     echo "PyTorch with CUDA is not available here; no reference figures"

@@ -9,7 +9,21 @@ use burn::tensor::{Tensor, TensorData};
 use cyclegan::checkpoint::{self, StateDict};
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures").join(name)
+    repo_root().join("tests").join("fixtures").join(name)
+}
+
+/// The checkout the fixtures are in: where cargo runs the tests, else where they
+/// were built, else the current folder (a test binary carried to another
+/// machine, as `scripts/gpu-check.sh` does, runs from the checkout's root).
+fn repo_root() -> PathBuf {
+    if let Ok(dir) = std::env::var("CARGO_MANIFEST_DIR") {
+        return dir.into();
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if built.join("tests").join("fixtures").is_dir() {
+        return built.to_path_buf();
+    }
+    PathBuf::from(".")
 }
 
 /// A fixture file: tensors and its string metadata.

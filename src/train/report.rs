@@ -50,31 +50,45 @@ pub fn save_samples(run: &RunDir, iteration: u64, v: &Visuals) -> Result<()> {
     image_io::save(&run.samples_dir().join("latest.png"), &data)
 }
 
-/// One small chart: a polyline of `(x, y)` points with its range written on it.
+/// One small chart: a polyline of `(x, y)` points, its y range in a gutter on
+/// the left and its x range below, so the labels never cover the curve.
 fn chart(title: &str, points: &[(f64, f64)]) -> String {
-    let (w, h, pad) = (300.0, 120.0, 6.0);
+    let (w, h) = (340.0, 130.0);
+    // The plot area inside the svg: left gutter for y labels, bottom for x labels.
+    let (left, right, top, bottom) = (52.0, w - 6.0, 6.0, h - 20.0);
     let mut svg = format!(r#"<figure><figcaption>{title}</figcaption><svg viewBox="0 0 {w} {h}" width="{w}" height="{h}">"#);
     if let (Some(first), Some(last)) = (points.first(), points.last()) {
         let (x0, x1) = (first.0, last.0.max(first.0 + 1.0));
         let ys = points.iter().map(|p| p.1).filter(|y| y.is_finite());
         let (y0, y1) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| (lo.min(y), hi.max(y)));
-        let (y0, y1) = if y1 > y0 { (y0, y1) } else { (y0 - 1.0, y0 + 1.0) };
-        let sx = |x: f64| pad + (x - x0) / (x1 - x0) * (w - 2.0 * pad);
-        let sy = |y: f64| h - pad - (y - y0) / (y1 - y0) * (h - 2.0 * pad);
+        // A flat curve (a constant learning rate) sits mid-height.
+        let half = if y0 != 0.0 { y0.abs() * 0.5 } else { 1.0 };
+        let (y0, y1) = if y1 > y0 { (y0, y1) } else { (y0 - half, y0 + half) };
+        let sx = |x: f64| left + (x - x0) / (x1 - x0) * (right - left);
+        let sy = |y: f64| bottom - (y - y0) / (y1 - y0) * (bottom - top);
         let mut line = String::new();
         for (x, y) in points.iter().filter(|p| p.1.is_finite()) {
             let _ = write!(line, "{:.1},{:.1} ", sx(*x), sy(*y));
         }
+        let label_x = left - 4.0;
+        let label_y = h - 5.0;
         let _ = write!(
             svg,
-            r##"<rect x="0" y="0" width="{w}" height="{h}" fill="#fafafa" stroke="#ccc"/><polyline fill="none" stroke="#1f6feb" stroke-width="1.2" points="{line}"/><text x="{pad}" y="14" font-size="11">{y1:.4}</text><text x="{pad}" y="{}" font-size="11">{y0:.4}</text><text x="{}" y="{}" font-size="11" text-anchor="end">iter {x1}</text>"##,
-            h - 8.0,
-            w - pad,
-            h - 8.0,
+            r##"<rect x="{left}" y="{top}" width="{}" height="{}" fill="#fafafa" stroke="#ccc"/><polyline fill="none" stroke="#1f6feb" stroke-width="1.2" points="{line}"/><g font-size="11"><text x="{label_x}" y="{}" text-anchor="end">{}</text><text x="{label_x}" y="{bottom}" text-anchor="end">{}</text><text x="{left}" y="{label_y}">iter {x0}</text><text x="{right}" y="{label_y}" text-anchor="end">iter {x1}</text></g>"##,
+            right - left,
+            bottom - top,
+            top + 10.0,
+            axis_label(y1),
+            axis_label(y0),
         );
     }
     svg.push_str("</svg></figure>");
     svg
+}
+
+/// Four decimals for losses; learning rates (1e-4 and below) in scientific notation.
+fn axis_label(v: f64) -> String {
+    if v != 0.0 && v.abs() < 0.01 { format!("{v:.2e}") } else { format!("{v:.4}") }
 }
 
 /// A moving average, so that curves of noisy GAN losses show their trend.
@@ -140,4 +154,29 @@ fn escape(s: &str) -> String {
 pub fn report_location(run: &RunDir) -> String {
     let p = run.report_path();
     std::fs::canonicalize(&p).unwrap_or(p).display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_keeps_labels_outside_the_plot() {
+        let svg = chart("G_A", &[(1.0, 0.5), (2.0, 0.25), (3.0, 1.0)]);
+        let line = svg.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
+        let xs: Vec<f64> = line.split_whitespace().map(|p| p.split(',').next().unwrap().parse().unwrap()).collect();
+        assert_eq!(xs.len(), 3);
+        // The y labels end left of the curve; the x labels sit below it.
+        assert!(svg.contains(r#"<text x="48" y="16" text-anchor="end">1.0000</text>"#), "{svg}");
+        assert!(svg.contains(r#"text-anchor="end">0.2500</text>"#), "{svg}");
+        assert!(xs.iter().all(|&x| x >= 52.0), "{line}");
+        assert!(svg.contains(">iter 1</text>") && svg.contains(">iter 3</text>"));
+    }
+
+    #[test]
+    fn flat_learning_rate_gets_a_readable_range() {
+        let svg = chart("learning rate", &[(1.0, 2e-4), (9.0, 2e-4)]);
+        assert!(svg.contains(">3.00e-4</text>") && svg.contains(">1.00e-4</text>"), "{svg}");
+        assert!(svg.contains("points=\"52.0,58.0 334.0,58.0 \""), "{svg}");
+    }
 }

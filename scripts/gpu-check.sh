@@ -40,6 +40,27 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 echo "== golden tests on $backend (tolerance 1e-3: GPUs reduce in other orders, some multiply in TF32)"
 CYCLEGAN_TEST_DEVICE="$backend" CYCLEGAN_TEST_TOL=1e-3 timeout 180 "${tests[@]}" parity 2>&1 | tail -n 45
 
+echo "== training on $backend: the first 3 iterations' losses against PyTorch's (tests/train.rs does this on the CPU)"
+for mode in lsgan vanilla; do
+    run=$(mktemp -d)
+    mkdir -p "$run/A" "$run/B"
+    cp tests/fixtures/train_a0.png tests/fixtures/train_a1.png "$run/A/"
+    cp tests/fixtures/train_b0.png tests/fixtures/train_b1.png "$run/B/"
+    timeout 120 "$cyclegan" train --device "$backend" --data-a "$run/A" --data-b "$run/B" --output "$run/out" \
+        --init tests/fixtures/train_init.safetensors --netG resnet_6blocks --ngf 4 --ndf 8 --gan-mode "$mode" \
+        --pool-size 0 --no-flip --serial-batches --preprocess none --max-iters 3 --print-freq 1 >/dev/null \
+        || { echo "$mode: training failed"; continue; }
+    python3 - "$run/out/losses.jsonl" "tests/fixtures/train_losses_$mode.json" "$mode" <<'PY'
+import json, sys
+ours = [json.loads(line) for line in open(sys.argv[1])]
+ref = json.load(open(sys.argv[2]))["steps"]
+names = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]
+worst = max(abs(o[n] - r[n]) / abs(r[n]) for o, r in zip(ours, ref) for n in names)
+print(f"{sys.argv[3]}: {len(ours)} iterations, largest relative difference {worst:.1e}",
+      "ok" if len(ours) == 3 and worst < 1e-3 else "FAILED (tolerance 1e-3)")
+PY
+done
+
 echo "== benchmark on $backend"
 timeout 150 "$cyclegan" bench --device "$backend" --repeats 5 \
     --cases forward256,forward256x4,forward256-f16,train128,train256

@@ -204,3 +204,32 @@ fn dropout_acts_only_in_training() {
 fn rel_l2_against(got: &[f32], want: &[f32], scale: f64) -> f64 {
     got.iter().zip(want).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>().sqrt() / scale
 }
+
+/// Convolutions with trainable weights, an activation between them, and an
+/// elementwise loss after: what a training step does with every discriminator.
+/// On burn 0.22.1's fused wgpu backend the loss came out wrong although the
+/// convolution's output itself read back right (all forward golden tests pass
+/// there), which made training losses wrong; this pins it on any device.
+#[test]
+fn elementwise_loss_after_tracked_convolutions() {
+    let dev = device().autodiff();
+    let values = |n: usize, seed: usize| -> Vec<f32> {
+        (0..n).map(|i| (((i + seed) * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.3).collect()
+    };
+    let tensor = |dims: [usize; 4], seed: usize| {
+        Tensor::<4>::from_data(burn::tensor::TensorData::new(values(dims.iter().product(), seed), dims), &dev)
+    };
+    let x = tensor([1, 8, 4, 4], 1);
+    let w1 = tensor([16, 8, 4, 4], 2).require_grad();
+    let w2 = tensor([1, 16, 4, 4], 3).require_grad();
+    let forward = || {
+        let h = cyclegan::ops::conv2d(x.clone(), w1.clone(), None, 1, 1);
+        let h = burn::tensor::activation::leaky_relu(h, 0.2);
+        cyclegan::ops::conv2d(h, w2.clone(), None, 1, 1)
+    };
+    let out = floats(&forward().into_data());
+    let want = out.iter().map(|p| (p - 1.0) * (p - 1.0)).sum::<f32>() / out.len() as f32;
+    let got = (forward() - 1.0).square().mean().into_scalar::<f32>();
+    let rel = ((got - want) / want).abs() as f64;
+    assert!(rel < tolerance().max(1e-6), "mean((D(x) - 1)^2): {got} on the device, {want} from its read-back output");
+}

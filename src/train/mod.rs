@@ -71,6 +71,14 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>) -> Result<O
     let dataset = Arc::new(UnalignedDataset::open(&dir_a, &dir_b, opts.max_dataset_size)?);
     let run = RunDir::new(opts.output_dir().map_err(Error::Usage)?);
     let device = opts.device.device().map_err(Error::Usage)?.autodiff();
+    if opts.device != crate::device::DeviceChoice::Cpu {
+        // Seen on wgpu (tests/parity.rs, elementwise_loss_after_tracked_convolutions);
+        // cuda shares the fused kernels and has not been checked on a GPU yet.
+        eprintln!(
+            "warning: burn 0.22.1's fused GPU kernels were seen to compute wrong training losses on wgpu; \
+             check this machine with scripts/gpu-check.sh before trusting a GPU run"
+        );
+    }
 
     let seed = Rng::seed_from(opts.seed);
     let mut trainer = Trainer {

@@ -84,8 +84,10 @@ pub struct Trainer {
     pub objective: Objective,
 }
 
-fn scalar(t: &Tensor<1>) -> f64 {
-    t.clone().into_scalar::<f32>() as f64
+/// Several one-element losses read back in one transfer.
+fn values(losses: Vec<Tensor<1>>) -> Vec<f64> {
+    let data = Tensor::cat(losses, 0).detach().into_data();
+    data.iter::<f32>().map(f64::from).collect()
 }
 
 impl Trainer {
@@ -119,6 +121,17 @@ impl Trainer {
         if let (Some(a), Some(b)) = (&loss_idt_a, &loss_idt_b) {
             total = total + a.clone() + b.clone();
         }
+        // The losses come back in one transfer per phase, not one per loss
+        // (each read is a round trip on a GPU).
+        let zero = || Tensor::<1>::zeros([1], &real_a.device());
+        let g_values = values(vec![
+            loss_g_a.clone(),
+            loss_g_b.clone(),
+            loss_cycle_a.clone(),
+            loss_cycle_b.clone(),
+            loss_idt_a.clone().unwrap_or_else(zero),
+            loss_idt_b.clone().unwrap_or_else(zero),
+        ]);
         // Keep plain copies of what outlives the generator graph.
         let (fake_a, fake_b) = (fake_a.detach(), fake_b.detach());
         let (rec_a, rec_b) = (rec_a.detach(), rec_b.detach());
@@ -137,6 +150,7 @@ impl Trainer {
         for gp in [&gp_a, &gp_b].into_iter().flatten() {
             d_total = d_total + gp.surrogate.clone();
         }
+        let d_values = values(vec![loss_d_a.clone(), loss_d_b.clone()]);
         let grads = d_total.backward();
         let mut d_nets: [(&str, &mut dyn crate::nets::NamedTensors); 2] =
             [("D_A", &mut self.nets.d_a), ("D_B", &mut self.nets.d_b)];
@@ -144,14 +158,14 @@ impl Trainer {
 
         let penalty = |gp: &Option<super::losses::GradientPenalty>| gp.as_ref().map_or(0.0, |g| g.value);
         let losses = Losses {
-            D_A: scalar(&loss_d_a) + penalty(&gp_a),
-            G_A: scalar(&loss_g_a),
-            cycle_A: scalar(&loss_cycle_a),
-            idt_A: loss_idt_a.as_ref().map_or(0.0, scalar),
-            D_B: scalar(&loss_d_b) + penalty(&gp_b),
-            G_B: scalar(&loss_g_b),
-            cycle_B: scalar(&loss_cycle_b),
-            idt_B: loss_idt_b.as_ref().map_or(0.0, scalar),
+            D_A: d_values[0] + penalty(&gp_a),
+            G_A: g_values[0],
+            cycle_A: g_values[2],
+            idt_A: g_values[4],
+            D_B: d_values[1] + penalty(&gp_b),
+            G_B: g_values[1],
+            cycle_B: g_values[3],
+            idt_B: g_values[5],
         };
         let visuals = Visuals {
             real_a,

@@ -21,7 +21,13 @@ if [ -d gpu-bundle ]; then
     backend="${1:-$(cat gpu-bundle/backend)}"
     bin=$(mktemp -d)
     for name in cyclegan tests; do
-        xz -dc "gpu-bundle/$name.xz" > "$bin/$name" && chmod +x "$bin/$name"
+        if command -v xz >/dev/null; then
+            xz -dc "gpu-bundle/$name.xz" > "$bin/$name"
+        else
+            "$python" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+                "gpu-bundle/$name.xz" "$bin/$name"
+        fi
+        chmod +x "$bin/$name"
     done
     cyclegan="$bin/cyclegan"
     tests=("$bin/tests")
@@ -50,7 +56,7 @@ for mode in lsgan vanilla; do
         --init tests/fixtures/train_init.safetensors --netG resnet_6blocks --ngf 4 --ndf 8 --gan-mode "$mode" \
         --pool-size 0 --no-flip --serial-batches --preprocess none --max-iters 3 --print-freq 1 >/dev/null \
         || { echo "$mode: training failed"; continue; }
-    python3 - "$run/out/losses.jsonl" "tests/fixtures/train_losses_$mode.json" "$mode" <<'PY'
+    "$python" - "$run/out/losses.jsonl" "tests/fixtures/train_losses_$mode.json" "$mode" <<'PY'
 import json, sys
 ours = [json.loads(line) for line in open(sys.argv[1])]
 ref = json.load(open(sys.argv[2]))["steps"]

@@ -207,9 +207,9 @@ fn rel_l2_against(got: &[f32], want: &[f32], scale: f64) -> f64 {
 
 /// Convolutions with trainable weights, an activation between them, and an
 /// elementwise loss after: what a training step does with every discriminator.
-/// On burn 0.22.1's fused wgpu backend the loss came out wrong although the
-/// convolution's output itself read back right (all forward golden tests pass
-/// there), which made training losses wrong; this pins it on any device.
+/// With burn 0.22.1's kernel fusion on (wgpu) the loss came out wrong although
+/// the convolution's output itself read back right, which made training
+/// losses wrong; the GPU features therefore build without fusion (Cargo.toml).
 #[test]
 fn elementwise_loss_after_tracked_convolutions() {
     let dev = device().autodiff();

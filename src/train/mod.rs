@@ -72,11 +72,11 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>) -> Result<O
     let run = RunDir::new(opts.output_dir().map_err(Error::Usage)?);
     let device = opts.device.device().map_err(Error::Usage)?.autodiff();
     if opts.device != crate::device::DeviceChoice::Cpu {
-        // Seen on wgpu (tests/parity.rs, elementwise_loss_after_tracked_convolutions);
-        // cuda shares the fused kernels and has not been checked on a GPU yet.
+        // BENCHMARKS.md, GPU: with fusion off, wgpu matches PyTorch's first
+        // iteration but drifts by up to 2% by the third; no real GPU checked yet.
         eprintln!(
-            "warning: burn 0.22.1's fused GPU kernels were seen to compute wrong training losses on wgpu; \
-             check this machine with scripts/gpu-check.sh before trusting a GPU run"
+            "warning: training on a GPU has not been checked against PyTorch on real hardware yet; \
+             scripts/gpu-check.sh does that check"
         );
     }
 

@@ -12,10 +12,13 @@
 #     scripts/offline-llvm.sh first when GitHub cannot be reached).
 # The machine needs the NVIDIA driver, and PyTorch with CUDA for the
 # comparison (python3 -c "import torch" must work, or set PYTHON).
+# Exits 1 when a golden test, a training run or the training parity fails
+# (the benchmark and the PyTorch timings only report).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 python="${PYTHON:-python3}"
+failed=()
 
 if [ -d gpu-bundle ]; then
     backend="${1:-$(cat gpu-bundle/backend)}"
@@ -44,7 +47,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 "$cyclegan" --version
 
 echo "== golden tests on $backend (tolerance 1e-3: GPUs reduce in other orders, some multiply in TF32)"
-CYCLEGAN_TEST_DEVICE="$backend" CYCLEGAN_TEST_TOL=1e-3 timeout 180 "${tests[@]}" parity 2>&1 | tail -n 45
+CYCLEGAN_TEST_DEVICE="$backend" CYCLEGAN_TEST_TOL=1e-3 timeout 180 "${tests[@]}" parity 2>&1 | tail -n 45 \
+    || failed+=("golden tests")
 
 echo "== training on $backend: the first 3 iterations' losses against PyTorch's (tests/train.rs does this on the CPU)"
 for mode in lsgan vanilla; do
@@ -55,7 +59,7 @@ for mode in lsgan vanilla; do
     timeout 120 "$cyclegan" train --device "$backend" --data-a "$run/A" --data-b "$run/B" --output "$run/out" \
         --init tests/fixtures/train_init.safetensors --netG resnet_6blocks --ngf 4 --ndf 8 --gan-mode "$mode" \
         --pool-size 0 --no-flip --serial-batches --preprocess none --max-iters 3 --print-freq 1 >/dev/null \
-        || { echo "$mode: training failed"; continue; }
+        || { echo "$mode: training failed"; failed+=("$mode training"); continue; }
     "$python" - "$run/out/losses.jsonl" "tests/fixtures/train_losses_$mode.json" "$mode" <<'PY'
 import json, sys
 ours = [json.loads(line) for line in open(sys.argv[1])]
@@ -66,7 +70,9 @@ worst = max(per_step, default=float("inf"))
 print(f"{sys.argv[3]}: largest relative difference per iteration",
       " ".join(f"{d:.1e}" for d in per_step),
       "ok" if len(ours) == 3 and worst < 1e-3 else "FAILED (tolerance 1e-3)")
+sys.exit(0 if len(ours) == 3 and worst < 1e-3 else 1)
 PY
+    [ $? -eq 0 ] || failed+=("$mode parity")
 done
 
 echo "== benchmark on $backend"
@@ -84,3 +90,8 @@ else
     echo "PyTorch with CUDA is not available here; no reference figures"
 fi
 echo "== done in $(( $(date +%s) - start )) s"
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "FAILED: ${failed[*]}"
+    exit 1
+fi
+echo "all checks passed"

@@ -11,13 +11,11 @@ use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::nets::{DiscriminatorArch, DiscriminatorConfig, GeneratorArch, GeneratorConfig, Initializer};
+use crate::evaluate::psnr_from_mse;
+use crate::nets::{GeneratorArch, GeneratorConfig, Initializer};
 use crate::rng::Rng;
-use crate::train::adam::Adam;
-use crate::train::image_pool::ImagePool;
-use crate::train::losses::GanMode;
-use crate::train::model::CycleGan;
-use crate::train::step::{Objective, Trainer};
+use crate::train::options::TrainOptions;
+use crate::train::step::Trainer;
 use crate::translate::Precision;
 
 /// What one case measures.
@@ -143,21 +141,8 @@ pub fn measure(case: Case, repeats: usize, device: &Device) -> Measurement {
         }
         Case::Train { size } => {
             let ad = device.clone().autodiff();
-            let nets = CycleGan::new(
-                &GeneratorConfig::new(GeneratorArch::Resnet9Blocks),
-                &DiscriminatorConfig::new(DiscriminatorArch::Basic),
-                &Initializer::default(),
-                &mut rng,
-                &ad,
-            );
-            let mut trainer = Trainer {
-                nets,
-                opt_g: Adam::new(0.5),
-                opt_d: Adam::new(0.5),
-                pool_fake_a: ImagePool::new(50),
-                pool_fake_b: ImagePool::new(50),
-                objective: Objective { gan_mode: GanMode::Lsgan, lambda_a: 10.0, lambda_b: 10.0, lambda_identity: 0.5 },
-            };
+            // The official defaults: resnet_9blocks, basic D, LSGAN, pool 50.
+            let mut trainer = Trainer::new(&TrainOptions::default(), &Initializer::default(), &mut rng, &ad);
             let a = Tensor::<4>::random([1, 3, size, size], Distribution::Uniform(-1.0, 1.0), &ad);
             let b = Tensor::<4>::random([1, 3, size, size], Distribution::Uniform(-1.0, 1.0), &ad);
             (0..=repeats)
@@ -182,6 +167,5 @@ pub fn measure(case: Case, repeats: usize, device: &Device) -> Measurement {
 
 /// PSNR of `b` against `a`, both in [-1, 1] (peak-to-peak 2), in dB.
 fn psnr(a: Tensor<4>, b: Tensor<4>) -> f64 {
-    let mse = (a - b).square().mean().into_scalar::<f32>() as f64;
-    10.0 * (4.0 / mse).log10()
+    psnr_from_mse((a - b).square().mean().into_scalar::<f32>() as f64, 2.0)
 }

@@ -14,9 +14,10 @@ use include_dir::{Dir, include_dir};
 use crate::checkpoint::Direction;
 use crate::data::folder;
 use crate::error::{Error, Result};
+use crate::evaluate::psnr_u8;
 use crate::image_io;
 use crate::nets::GeneratorArch;
-use crate::train::{self, Outcome, options::TrainOptions};
+use crate::train::{self, Event, Outcome, options::TrainOptions};
 use crate::translate::{self, TranslateJob, Translator};
 
 static DATASET: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/demo/emoji");
@@ -62,14 +63,15 @@ pub struct DemoOutcome {
     pub score: Score,
 }
 
-pub fn run(output: &Path, epochs: usize, stop: Arc<AtomicBool>) -> anyhow::Result<DemoOutcome> {
+/// Train (reporting to `on_event`), translate the test set and score it.
+pub fn run(output: &Path, epochs: usize, stop: Arc<AtomicBool>, on_event: &mut dyn FnMut(Event)) -> anyhow::Result<DemoOutcome> {
     let data = output.join("data");
     if output.join("options.toml").exists() {
         anyhow::bail!("{}: already holds a demo run; choose another --output", output.display());
     }
     unpack_dataset(&data)?;
     let opts = options(output, epochs);
-    let training = train::run(&opts, false, stop)?;
+    let training = train::run(&opts, false, stop, on_event)?;
     let device = Device::flex();
     let translator = Translator::open(output, Direction::A2B, &device)?;
     let fake_b = output.join("test").join("fake_B");
@@ -94,8 +96,8 @@ pub fn score(inputs: &Path, translated: &Path, targets: &Path, picture: &Path) -
         let a = image_io::decode(input)?.to_rgb8();
         let fake = image_io::decode(&translated.join(name))?.to_rgb8();
         let b = image_io::decode(&targets.join(name))?.to_rgb8();
-        before += psnr(&a, &b);
-        after += psnr(&fake, &b);
+        before += psnr_u8(a.as_raw(), b.as_raw());
+        after += psnr_u8(fake.as_raw(), b.as_raw());
         rows.push([a, fake, b]);
     }
     let n = files.len().max(1) as f64;
@@ -112,11 +114,4 @@ pub fn score(inputs: &Path, translated: &Path, targets: &Path, picture: &Path) -
     }
     image_io::save(picture, &image_io::to_data(&image::DynamicImage::ImageRgb8(grid), 3))?;
     Ok(Score { images: files.len(), psnr_before: before / n, psnr_after: after / n, comparison: picture.to_path_buf() })
-}
-
-/// Peak signal-to-noise ratio of two 8-bit images of the same size, in dB.
-pub fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
-    let mse = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>()
-        / a.as_raw().len() as f64;
-    if mse == 0.0 { f64::INFINITY } else { 10.0 * (255.0f64 * 255.0 / mse).log10() }
 }

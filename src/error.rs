@@ -8,6 +8,12 @@ pub enum Error {
     Image { path: PathBuf, reason: String },
     #[error("{}: {reason}", path.display())]
     Checkpoint { path: PathBuf, reason: String },
+    /// A file of a training run (its log, options or state) that cannot be used.
+    #[error("{}: {reason}", path.display())]
+    RunFile { path: PathBuf, reason: String },
+    /// A checkpoint describes a network that cannot be built.
+    #[error("{}: {source}", path.display())]
+    Network { path: PathBuf, source: crate::nets::ConfigError },
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
@@ -21,6 +27,14 @@ impl Error {
 
     pub fn checkpoint(path: &Path, reason: impl Into<String>) -> Self {
         Self::Checkpoint { path: path.to_path_buf(), reason: reason.into() }
+    }
+
+    pub fn run_file(path: &Path, reason: impl Into<String>) -> Self {
+        Self::RunFile { path: path.to_path_buf(), reason: reason.into() }
+    }
+
+    pub fn network(path: &Path, source: crate::nets::ConfigError) -> Self {
+        Self::Network { path: path.to_path_buf(), source }
     }
 
     pub fn io(path: &Path, source: std::io::Error) -> Self {

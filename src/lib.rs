@@ -8,6 +8,7 @@
 //! - [`ops`]: reflection padding and instance norm, fused on the CPU;
 //! - [`checkpoint`]: self-describing safetensors files, and `.pth` import without pickle code;
 //! - [`train`]: losses, the image pool, schedules, the optimisation step, the run folder;
+//! - [`evaluate`]: how good translations are (PSNR);
 //! - [`translate`]: images, folders and large pictures through a trained generator;
 //! - [`cli`]: one typed options struct per command.
 
@@ -19,6 +20,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod device;
 pub mod error;
+pub mod evaluate;
 pub mod fs;
 pub mod image_io;
 pub mod nets;

@@ -26,7 +26,7 @@ fn imported_pth_translates_like_pytorch() {
     assert!(out.contains("resnet_9blocks generator (ngf 8, instance norm, 3 -> 3 channels)"), "{out}");
 
     let loaded = checkpoint::load_generator(&g, &Device::flex()).unwrap();
-    let NetConfig::Generator(cfg) = loaded.info.config else { panic!("not a generator") };
+    let cfg = loaded.config;
     assert_eq!((cfg.arch, cfg.ngf, cfg.norm), (GeneratorArch::Resnet9Blocks, 8, NormKind::Instance));
 
     for case in ["square", "odd"] {
@@ -144,7 +144,7 @@ fn saved_checkpoint_describes_itself_and_round_trips() {
     assert!(ok, "{err}");
     assert!(out.contains("unet_256 generator (ngf 2, instance norm, 1 -> 1 channels)"), "{out}");
     let loaded = checkpoint::load_generator(&g, &Device::flex()).unwrap();
-    assert_eq!(loaded.info.direction, Some(Direction::B2A));
+    assert_eq!(loaded.direction, Some(Direction::B2A));
     let again = checkpoint::StateDict::from_net(&loaded.net, "");
     assert_eq!(again.len(), weights.len());
     for (k, v) in weights.iter() {

@@ -169,13 +169,11 @@ fn one_bad_file_in_a_folder_does_not_stop_the_others() {
     assert!(stdout.contains("translated 1 image"), "{stdout}");
 }
 
-/// PSNR of two 8-bit RGB images of the same size.
+/// PSNR of two 8-bit RGB image files of the same size (infinite when identical).
 fn psnr(a: &Path, b: &Path) -> f64 {
     let (a, b) = (image::open(a).unwrap().to_rgb8(), image::open(b).unwrap().to_rgb8());
     assert_eq!(a.dimensions(), b.dimensions());
-    let mse = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>()
-        / a.as_raw().len() as f64;
-    10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10()
+    cyclegan::evaluate::psnr_u8(a.as_raw(), b.as_raw())
 }
 
 #[test]
@@ -198,8 +196,9 @@ fn tiled_translation_matches_untiled() {
     assert!(ok, "{err}");
     let p = psnr(&whole, &tiled);
     assert!(p >= 35.0, "tiled vs untiled: {p:.1} dB");
-    // without shared statistics each tile normalises itself, and it shows
-    assert!(p < 200.0, "identical output means tiling was not exercised");
+    // tiles meet in cross-faded seams computed in another order: identical
+    // output would mean tiling was not exercised
+    assert!(p.is_finite(), "tiled output is identical to untiled: --tile was ignored");
 }
 
 #[test]
@@ -216,5 +215,7 @@ fn reduced_precision_stays_close_to_f32() {
         assert!(ok, "{err}");
         let p = psnr(&full, &out);
         assert!(p > 30.0, "{precision}: {p:.1} dB against f32");
+        // rounding to 8 (bf16) or 11 (f16) significant bits must show somewhere
+        assert!(p.is_finite(), "{precision}: output identical to f32: --precision was ignored");
     }
 }

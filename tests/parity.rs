@@ -38,7 +38,7 @@ fn build(fx: &Fixture, device: &Device) -> Net {
     let norm = NormKind::from_name(fx.str("norm").unwrap_or("instance")).unwrap();
     let input_nc = fx.num("input_nc").unwrap_or(3);
     let mut rng = Rng::seed_from(0);
-    let init = Initializer::default();
+    let init = Initializer::ForLoading;
     let mut net = match fx.str("net").unwrap() {
         "generator" => Net::G(
             GeneratorConfig {

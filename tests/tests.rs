@@ -4,6 +4,7 @@ mod util;
 
 mod checkpoints;
 mod cli;
+mod crafted;
 mod parity;
 mod train;
 mod train_options;

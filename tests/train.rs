@@ -1,8 +1,8 @@
 //! `cyclegan train`: parity with the PyTorch reference, exact resume, and
 //! every option's effect.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use burn::tensor::Device;
@@ -10,26 +10,10 @@ use cyclegan::checkpoint;
 use cyclegan::nets::{DiscriminatorArch, DiscriminatorConfig, Initializer, NamedTensors, Slot};
 use cyclegan::rng::Rng;
 use cyclegan::train::losses::gradient_penalty;
+use cyclegan::train::step::Losses;
 use serde_json::Value;
 
-use crate::util::{Fixture, assert_close, bin, fixture, floats, losses, run, tmp};
-
-/// A tiny dataset: the two train images of each domain from the fixtures, plus more emoji.
-fn dataset(dir: &Path, extra: usize) -> (PathBuf, PathBuf) {
-    let (a, b) = (dir.join("A"), dir.join("B"));
-    std::fs::create_dir_all(&a).unwrap();
-    std::fs::create_dir_all(&b).unwrap();
-    for i in 0..2 {
-        std::fs::copy(fixture(&format!("train_a{i}.png")), a.join(format!("train_a{i}.png"))).unwrap();
-        std::fs::copy(fixture(&format!("train_b{i}.png")), b.join(format!("train_b{i}.png"))).unwrap();
-    }
-    for i in 0..extra {
-        std::fs::copy(fixture("img_square.png"), a.join(format!("x{i}.png"))).unwrap();
-        std::fs::copy(fixture("img_odd.png"), b.join(format!("y{i}.png"))).unwrap();
-    }
-    (a, b)
-}
-
+use crate::util::{Fixture, assert_close, bin, dataset, fixture, floats, losses, run, tmp};
 
 fn train(args: &[&str]) -> (bool, String, String) {
     let mut all = vec!["train"];
@@ -37,11 +21,9 @@ fn train(args: &[&str]) -> (bool, String, String) {
     run(&all)
 }
 
-const LOSS_NAMES: [&str; 8] = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"];
-
 fn check_parity(mode: &str) {
     let dir = tmp();
-    let (a, b) = dataset(dir.path(), 0);
+    let (a, b) = dataset(dir.path(), 2); // train_a0, train_a1 / train_b0, train_b1, as the reference trained on
     let out = dir.path().join("run");
     let (ok, _, err) = train(&[
         "--data-a", a.to_str().unwrap(), "--data-b", b.to_str().unwrap(), "--output", out.to_str().unwrap(),
@@ -54,9 +36,9 @@ fn check_parity(mode: &str) {
     let ours = losses(&out);
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(fixture(&format!("train_losses_{mode}.json"))).unwrap()).unwrap();
     let reference = reference["steps"].as_array().unwrap();
-    assert_eq!(ours.len(), 3);
+    assert_eq!((ours.len(), reference.len()), (3, 3), "logged steps: ours, PyTorch's");
     for (i, (o, r)) in ours.iter().zip(reference).enumerate() {
-        for name in LOSS_NAMES {
+        for name in Losses::NAMES {
             let (o, r) = (o[name].as_f64().unwrap(), r[name].as_f64().unwrap());
             let rel = (o - r).abs() / r.abs();
             assert!(rel < 1e-4, "{mode} step {} {name}: ours {o}, PyTorch {r} (relative {rel:.2e})", i + 1);
@@ -80,7 +62,7 @@ fn gradient_penalty_matches_double_backward() {
     let fx = Fixture::open("gp_basic");
     let device = Device::flex().autodiff();
     let cfg = DiscriminatorConfig { ndf: 4, ..DiscriminatorConfig::new(DiscriminatorArch::Basic) };
-    let mut d = cfg.init(&Initializer::default(), &mut Rng::seed_from(0), &device);
+    let mut d = cfg.init(&Initializer::ForLoading, &mut Rng::seed_from(0), &device);
     fx.tensors.clone().take_prefix("w").load_into(&mut d).unwrap();
     let alpha = floats(&fx.data("alpha"));
     let gp = gradient_penalty(&d, fx.tensor("real", &device), fx.tensor("fake", &device), &alpha);
@@ -111,17 +93,18 @@ fn gradient_penalty_matches_double_backward() {
     assert!(compared >= 5, "{compared} parameters compared");
 }
 
-/// SIGKILL after iteration 3, resume, and get exactly the losses of an
-/// uninterrupted run, with the image pool, random flips and crops on.
+/// SIGKILL part-way, resume, and get exactly the losses of an uninterrupted
+/// run, with the image pool, random flips and crops on.
 #[test]
 fn killed_and_resumed_run_matches_uninterrupted_run() {
+    const ITERS: u64 = 12;
     let dir = tmp();
-    let (a, b) = dataset(dir.path(), 2);
+    let (a, b) = dataset(dir.path(), 4);
     let common = |out: &Path, extra: &[&str]| -> Vec<String> {
         let mut v: Vec<String> = [
             "train", "--data-a", a.to_str().unwrap(), "--data-b", b.to_str().unwrap(), "--output", out.to_str().unwrap(),
-            "--netG", "resnet_6blocks", "--ngf", "8", "--ndf", "8", "--load-size", "72", "--crop-size", "64",
-            "--pool-size", "2", "--max-iters", "6", "--print-freq", "1", "--seed", "11",
+            "--netG", "resnet_6blocks", "--ngf", "8", "--ndf", "8", "--load-size", "36", "--crop-size", "32",
+            "--pool-size", "2", "--max-iters", &ITERS.to_string(), "--print-freq", "1", "--seed", "11",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -133,6 +116,8 @@ fn killed_and_resumed_run_matches_uninterrupted_run() {
     let out = bin().args(common(&straight, &[])).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
+    // Killed at the first checkpoint seen (3, 6 or 9): whichever it is, the
+    // resumed run must reproduce the rest.
     let killed = dir.path().join("killed");
     let mut child = bin()
         .args(common(&killed, &["--save-latest-freq", "3"]))
@@ -141,34 +126,33 @@ fn killed_and_resumed_run_matches_uninterrupted_run() {
         .spawn()
         .unwrap();
     let state = killed.join("checkpoints/latest/state.json");
+    let saved_iteration = || -> Option<u64> {
+        let text = std::fs::read_to_string(&state).ok()?;
+        serde_json::from_str::<Value>(&text).ok()?["iteration"].as_u64()
+    };
     let start = Instant::now();
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&state)
-            && serde_json::from_str::<Value>(&text).is_ok_and(|v| v["iteration"] == 3)
-        {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint at iteration 3");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
-        std::thread::sleep(Duration::from_millis(5));
+    while saved_iteration().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint written");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its first checkpoint was seen");
+        std::thread::sleep(Duration::from_millis(2));
     }
-    Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+    child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
-    assert_eq!(saved["iteration"], 3, "killed too late");
+    let at = saved_iteration().unwrap();
+    assert!(at < ITERS, "killed only after the last iteration ({at})");
 
     let (ok, _, err) = run(&["train", "--resume", "--output", killed.to_str().unwrap()]);
     assert!(ok, "{err}");
     let (want, got) = (losses(&straight), losses(&killed));
-    assert_eq!(got.len(), 6, "{got:?}");
+    assert_eq!((want.len(), got.len()), (ITERS as usize, ITERS as usize), "logged iterations: straight, killed at {at}");
     for (w, g) in want.iter().zip(&got) {
         assert_eq!(w["iter"], g["iter"]);
-        for name in LOSS_NAMES {
-            let (w, g) = (w[name].as_f64().unwrap(), g[name].as_f64().unwrap());
-            assert!((w - g).abs() <= 1e-6 * w.abs().max(1.0), "iteration {}: {name} {g} vs {w}", g);
+        for name in Losses::NAMES {
+            let (wv, gv) = (w[name].as_f64().unwrap(), g[name].as_f64().unwrap());
+            assert!((wv - gv).abs() <= 1e-6 * wv.abs().max(1.0), "iteration {}: {name} {gv} vs {wv} (killed at {at})", g["iter"]);
         }
     }
-    // the pool really swapped (it holds 2, and 6 fakes went through it)
+    // the pool really swapped (it holds 2, and 12 fakes went through it)
     let (pool, _) = checkpoint::read_safetensors(&killed.join("checkpoints/latest/pool.safetensors")).unwrap();
     assert_eq!(pool.len(), 4, "two images in each of the two pools");
 }

@@ -1,27 +1,13 @@
 //! Every `cyclegan train` option shows its effect (tiny networks and images).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cyclegan::checkpoint;
 use serde_json::Value;
 
-use crate::util::{bin, fixture, losses, run, tmp};
-
-/// A folder of `n` images per domain (copies of the fixtures).
-fn dataset(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
-    let (a, b) = (dir.join("trainA"), dir.join("trainB"));
-    std::fs::create_dir_all(&a).unwrap();
-    std::fs::create_dir_all(&b).unwrap();
-    let sources_a = [fixture("train_a0.png"), fixture("train_a1.png"), fixture("img_square.png")];
-    let sources_b = [fixture("train_b0.png"), fixture("train_b1.png"), fixture("img_odd.png")];
-    for i in 0..n {
-        std::fs::copy(&sources_a[i % 3], a.join(format!("a{i}.png"))).unwrap();
-        std::fs::copy(&sources_b[i % 3], b.join(format!("b{i}.png"))).unwrap();
-    }
-    (a, b)
-}
+use crate::util::{bin, dataset, fixture, losses, run, tmp};
 
 /// `train` on `data` (a dataroot) into `out` with tiny networks, plus `extra`.
 fn train_tiny(data: &Path, out: &Path, extra: &[&str]) -> (bool, String, String) {
@@ -61,6 +47,10 @@ fn bad_options_fail_with_one_line_before_any_work() {
         (vec!["--dataroot", data.to_str().unwrap(), "--netG", "unet_256", "--crop-size", "300", "--load-size", "320"], "multiples of 256"),
         (vec!["--dataroot", data.to_str().unwrap(), "--device", "cuda"], "needs a build with `--features cuda`"),
         (vec!["--dataroot", data.to_str().unwrap(), "--batch-size", "0"], "--batch-size must be at least 1"),
+        (vec!["--dataroot", data.to_str().unwrap(), "--input-nc", "2", "--lambda-identity", "0"], "--input-nc: input_nc is 2: images have 1 (gray), 3 (RGB) or 4 (RGBA)"),
+        (vec!["--dataroot", data.to_str().unwrap(), "--ngf", "0"], "--ngf: ngf is 0: it must be 1 to 256"),
+        (vec!["--dataroot", data.to_str().unwrap(), "--ndf", "5000"], "--ndf: ndf is 5000"),
+        (vec!["--dataroot", data.to_str().unwrap(), "--n-layers-d", "0"], "--n-layers-d: n_layers is 0"),
         (vec!["--dataroot", data.to_str().unwrap(), "--netG", "resnet_6blocks", "--load-size", "4", "--crop-size", "4"], "needs images of at least 8 px"),
     ];
     for (extra, expected) in cases {
@@ -274,7 +264,7 @@ fn loss_weight_options_scale_the_losses() {
         let out = dir.path().join(name);
         let mut args = vec![
             "--init", init.to_str().unwrap(), "--ngf", "4", "--ndf", "8", "--serial-batches", "--no-flip",
-            "--preprocess", "none", "--max-iters", "2",
+            "--preprocess", "none", "--max-iters", "3",
         ];
         args.extend_from_slice(extra);
         let (ok, _, err) = train_tiny(&data, &out, &args);
@@ -293,8 +283,10 @@ fn loss_weight_options_scale_the_losses() {
     let beta = first("beta", &["--beta1", "0.9"]);
     assert_eq!(lr[0]["G_A"], base[0]["G_A"]);
     assert_ne!(lr[1]["G_A"], base[1]["G_A"]);
-    assert_ne!(beta[1]["G_A"], base[1]["G_A"]);
-    // --beta1 0.9 vs 0.5 differs only from the second update on: the first Adam step is sign-like either way
+    // --beta1 shows only from the second update on: Adam's bias-corrected
+    // first step is lr * g / |g| whatever beta1 is (equal up to rounding), so
+    // iteration 3 is the first whose losses it changes.
+    assert_ne!(beta[2]["G_A"], base[2]["G_A"]);
     // --gan-mode changes the adversarial terms from the first iteration.
     let wgan = first("wgan", &["--gan-mode", "wgangp"]);
     assert_ne!(wgan[0]["G_A"], base[0]["G_A"]);
@@ -402,4 +394,44 @@ fn corrupt_training_image_is_reported_and_skipped() {
     assert!(ok, "{err}");
     assert_eq!(err.matches("broken.png").count(), 1, "reported once by name: {err}");
     assert_eq!(losses(&out).len(), 6);
+}
+
+/// Issue 8: `--resume` never rewrites a loss log it cannot read; a torn last
+/// line (a kill while appending) is dropped, anything else is an error.
+#[test]
+fn issue_8_resume_refuses_an_unreadable_loss_log_and_keeps_it() {
+    let dir = tmp();
+    let data = dir.path().join("data");
+    dataset(&data, 2);
+    let out = dir.path().join("run");
+    let (ok, _, err) = train_tiny(&data, &out, &["--max-iters", "2"]);
+    assert!(ok, "{err}");
+    let log = out.join("losses.jsonl");
+    let good = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(good.lines().count(), 2);
+
+    // a damaged line in the middle: refused, file untouched
+    let damaged = good.replacen('}', "} garbage", 1);
+    std::fs::write(&log, &damaged).unwrap();
+    let (ok, _, err) = run(&["train", "--resume", "--output", out.to_str().unwrap(), "--max-iters", "3"]);
+    assert!(!ok, "resumed over a damaged log");
+    assert!(err.contains("losses.jsonl") && err.contains("line 1 is not a loss record"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), damaged, "the log was rewritten");
+
+    // a log that cannot be read at all (here: a folder): refused, left as it is
+    std::fs::remove_file(&log).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    let (ok, _, err) = run(&["train", "--resume", "--output", out.to_str().unwrap(), "--max-iters", "3"]);
+    assert!(!ok && err.contains("losses.jsonl"), "{err}");
+    assert!(log.is_dir());
+    std::fs::remove_dir(&log).unwrap();
+
+    // a torn last line: dropped, and training goes on from the checkpoint
+    std::fs::write(&log, format!("{good}{{\"epoch\": 1, \"it")).unwrap();
+    let (ok, _, err) = run(&["train", "--resume", "--output", out.to_str().unwrap(), "--max-iters", "3"]);
+    assert!(ok, "{err}");
+    let rows = losses(&out);
+    assert_eq!(rows.iter().map(|r| r["iter"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(std::fs::read_to_string(&log).unwrap().starts_with(&good), "logged lines kept as written");
 }

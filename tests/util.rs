@@ -93,6 +93,22 @@ pub fn losses(run_dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A dataroot in `dir` with `n` images per domain (`trainA`, `trainB`):
+/// the fixtures' two training images first (in the order the PyTorch
+/// reference trained on them), then other fixture images.
+pub fn dataset(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
+    let (a, b) = (dir.join("trainA"), dir.join("trainB"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let sources_a = [fixture("train_a0.png"), fixture("train_a1.png"), fixture("img_square.png")];
+    let sources_b = [fixture("train_b0.png"), fixture("train_b1.png"), fixture("img_odd.png")];
+    for i in 0..n {
+        std::fs::copy(&sources_a[i % 3], a.join(format!("a{i}.png"))).unwrap();
+        std::fs::copy(&sources_b[i % 3], b.join(format!("b{i}.png"))).unwrap();
+    }
+    (a, b)
+}
+
 pub fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }

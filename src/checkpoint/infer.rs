@@ -73,8 +73,13 @@ pub fn infer(dict: &StateDict) -> Result<NetConfig, String> {
         .into())
 }
 
+/// The shape of a conv weight (`[out, in, k, k]`), which must be there and be 4-D.
 fn shape<'a>(dict: &'a StateDict, key: &str) -> Result<&'a [usize], String> {
-    dict.shape(key).ok_or_else(|| format!("cannot infer the architecture: {key} is missing"))
+    match dict.shape(key) {
+        None => Err(format!("cannot infer the architecture: {key} is missing")),
+        Some(s) if s.len() != 4 => Err(format!("{key} has shape {s:?}, not that of a convolution's weight")),
+        Some(s) => Ok(s),
+    }
 }
 
 /// The norm that follows a conv: affine parameters at `norm_prefix`, running

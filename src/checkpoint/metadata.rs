@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::nets::{DiscriminatorArch, DiscriminatorConfig, GeneratorArch, GeneratorConfig, NormKind};
+use crate::nets::{ConfigError, DiscriminatorArch, DiscriminatorConfig, GeneratorArch, GeneratorConfig, NormKind};
 
 /// Marks a file as ours and versions the metadata layout.
 const FORMAT_KEY: &str = "cyclegan";
@@ -44,6 +44,16 @@ impl Direction {
 pub enum NetConfig {
     Generator(GeneratorConfig),
     Discriminator(DiscriminatorConfig),
+}
+
+impl NetConfig {
+    /// Whether the network can be built: channels an image has, sane widths.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self {
+            Self::Generator(g) => g.validate(),
+            Self::Discriminator(d) => d.validate(),
+        }
+    }
 }
 
 /// Everything the metadata says.

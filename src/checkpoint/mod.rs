@@ -21,7 +21,7 @@ use burn::tensor::Device;
 
 use crate::error::{Error, Result};
 use crate::fs;
-use crate::nets::{Generator, Initializer, NamedTensors};
+use crate::nets::{Generator, GeneratorConfig, Initializer, NamedTensors};
 use crate::rng::Rng;
 
 /// The raw contents of a checkpoint file of either format.
@@ -50,36 +50,43 @@ pub fn read_raw(path: &Path) -> Result<RawCheckpoint> {
 
 /// Read a checkpoint and settle which network it holds: from its metadata,
 /// else from `config` when given, else inferred from its keys.
+/// The network is checked to be one that can be built (see [`NetConfig::validate`]).
 pub fn read(path: &Path, config: Option<NetConfig>) -> Result<(StateDict, NetInfo)> {
     let raw = read_raw(path)?;
-    if let Some(info) = raw.info {
-        return Ok((raw.tensors, info));
-    }
-    let tensors = normalize(raw.tensors);
-    let config = match config {
-        Some(c) => c,
-        None => infer(&tensors).map_err(|e| Error::checkpoint(path, e))?,
+    let (tensors, info) = match raw.info {
+        Some(info) => (raw.tensors, info),
+        None => {
+            let tensors = normalize(raw.tensors);
+            let config = match config {
+                Some(c) => c,
+                None => infer(&tensors).map_err(|e| Error::checkpoint(path, e))?,
+            };
+            (tensors, NetInfo { config, direction: None })
+        }
     };
-    Ok((tensors, NetInfo { config, direction: None }))
+    info.config.validate().map_err(|e| Error::network(path, e))?;
+    Ok((tensors, info))
 }
 
 /// A generator restored from a file, with what the file says about it.
 pub struct LoadedGenerator {
     pub net: Generator,
-    pub info: NetInfo,
+    pub config: GeneratorConfig,
+    /// Which way it translates, where the file records it.
+    pub direction: Option<Direction>,
 }
 
 /// Load a generator from a `.safetensors` or `.pth` file.
 pub fn load_generator(path: &Path, device: &Device) -> Result<LoadedGenerator> {
     let (tensors, info) = read(path, None)?;
-    let NetConfig::Generator(cfg) = &info.config else {
+    let NetConfig::Generator(config) = info.config else {
         return Err(Error::checkpoint(path, "holds a discriminator, not a generator"));
     };
-    let mut net = cfg.init(&Initializer::default(), &mut Rng::seed_from(0), device);
+    let mut net = config.init(&Initializer::ForLoading, &mut Rng::seed_from(0), device);
     tensors
         .load_into(&mut net)
-        .map_err(|e| Error::checkpoint(path, format!("does not fit a {} generator: {e}", cfg.arch.name())))?;
-    Ok(LoadedGenerator { net, info })
+        .map_err(|e| Error::checkpoint(path, format!("does not fit a {} generator: {e}", config.arch.name())))?;
+    Ok(LoadedGenerator { net, config, direction: info.direction })
 }
 
 /// Save one network with its self-description, atomically.

@@ -42,8 +42,9 @@ pub fn read(path: &Path, bytes: &[u8]) -> Result<StateDict> {
     };
     let tensors = find_state_dict(root).map_err(fail)?;
     let mut dict = StateDict::default();
+    let mut budget = MAX_ELEMENTS;
     for (name, t) in tensors {
-        let data = materialize(&t, &storages).map_err(|why| fail(format!("tensor {name}: {why}")))?;
+        let data = materialize(&t, &storages, &mut budget).map_err(|why| fail(format!("tensor {name}: {why}")))?;
         dict.insert(name, data);
     }
     if dict.is_empty() {
@@ -90,19 +91,25 @@ fn read_zip(bytes: &[u8]) -> std::result::Result<(Value, Storages), ContainerErr
             return Err(format!("stored {} byte order is not supported", s.trim()).into());
         }
     }
-    let mut pickle = Vec::new();
-    archive.by_name(&pkl).map_err(corrupt)?.read_to_end(&mut pickle).map_err(|e| format!("reading data.pkl: {e}"))?;
+    // Entries may be compressed: read each within what is left of the budget,
+    // so a small archive cannot inflate into gigabytes.
+    let mut budget = MAX_ELEMENTS as u64 * 4;
+    let mut read_entry = |name: &str| -> std::result::Result<Vec<u8>, String> {
+        let entry = archive.by_name(name).map_err(corrupt)?;
+        if entry.size() > budget {
+            return Err(format!("{name} unpacks to {} bytes, more than a checkpoint may hold", entry.size()));
+        }
+        let mut buf = Vec::with_capacity(entry.size() as usize);
+        entry.take(budget + 1).read_to_end(&mut buf).map_err(|e| format!("reading {name}: {e} (truncated file?)"))?;
+        budget = budget.checked_sub(buf.len() as u64).ok_or_else(|| format!("{name} unpacks to more than a checkpoint may hold"))?;
+        Ok(buf)
+    };
+    let pickle = read_entry(&pkl)?;
     let (root, _) = unpickle(&pickle)?;
     let mut storages = Storages::new();
     let data_prefix = format!("{prefix}data/");
     for name in names.iter().filter(|n| n.starts_with(&data_prefix)) {
-        let mut buf = Vec::new();
-        archive
-            .by_name(name)
-            .map_err(corrupt)?
-            .read_to_end(&mut buf)
-            .map_err(|e| format!("reading {name}: {e} (truncated file?)"))?;
-        storages.insert(name[data_prefix.len()..].to_string(), buf);
+        storages.insert(name[data_prefix.len()..].to_string(), read_entry(name)?);
     }
     Ok((root, storages))
 }
@@ -203,9 +210,17 @@ fn find_state_dict(root: Value) -> std::result::Result<Vec<(String, TensorRef)>,
     }
 }
 
+/// The most elements a checkpoint may hold, all tensors together: 2^28 (1 GiB
+/// of f32), over ten times the largest network this program builds
+/// (a U-Net 256 with ngf 64 has 54 M). A crafted file can describe far more
+/// than it stores (a stride-0 view of one number as 2^40 elements); the
+/// sizes are checked against this before anything is allocated.
+pub const MAX_ELEMENTS: usize = 1 << 28;
+
 /// Gather a tensor's elements (any strides) into contiguous f32 data.
-/// Integer tensors (batch norm's counter) stay i64.
-fn materialize(t: &TensorRef, storages: &Storages) -> std::result::Result<TensorData, String> {
+/// Integer tensors (batch norm's counter) stay i64. `budget` is what is left
+/// of [`MAX_ELEMENTS`]; this tensor's elements are taken from it.
+fn materialize(t: &TensorRef, storages: &Storages, budget: &mut usize) -> std::result::Result<TensorData, String> {
     let bytes = storages.get(&t.storage.key).ok_or_else(|| format!("storage {} is missing (truncated file?)", t.storage.key))?;
     let elem = t.storage.dtype.size();
     let available = bytes.len() / elem;
@@ -214,11 +229,20 @@ fn materialize(t: &TensorRef, storages: &Storages) -> std::result::Result<Tensor
     {
         return Err(format!("storage {} is truncated ({available} of {numel} elements)", t.storage.key));
     }
-    let n: usize = t.shape.iter().product();
+    let n = t
+        .shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= *budget)
+        .ok_or_else(|| {
+            format!("shape {:?} has more elements than a checkpoint may hold ({MAX_ELEMENTS} in all)", t.shape)
+        })?;
+    *budget -= n;
     let mut index = Vec::with_capacity(n);
     if n > 0 {
-        let last = t.offset + t.shape.iter().zip(&t.stride).map(|(s, st)| (s - 1) * st).sum::<usize>();
-        if last >= available {
+        // The furthest element read; checked arithmetic, as shapes and strides come from the file.
+        let last = t.shape.iter().zip(&t.stride).try_fold(t.offset, |acc, (s, st)| (s - 1).checked_mul(*st)?.checked_add(acc));
+        if last.is_none_or(|last| last >= available) {
             return Err(format!("reads past the end of storage {}", t.storage.key));
         }
         let mut pos = vec![0usize; t.shape.len()];

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Args;
 
+use super::progress::TrainProgress;
 use crate::demo;
 use crate::train::report::report_location;
 
@@ -32,7 +33,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         args.epochs,
         args.output.display()
     );
-    let out = demo::run(&args.output, args.epochs, stop)?;
+    let mut progress = TrainProgress::default();
+    let out = demo::run(&args.output, args.epochs, stop, &mut |e| progress.on_event(e));
+    progress.finish();
+    let out = out?;
     let s = &out.score;
     println!(
         "trained {} iterations in {:.0} s; {} test emoji translated: PSNR against their Twemoji twins {:.2} dB (untranslated: {:.2} dB)",

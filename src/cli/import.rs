@@ -19,19 +19,19 @@ pub struct ImportArgs {
     #[arg(long = "arch", value_enum)]
     pub arch: Option<GeneratorArch>,
     /// Generator filters in the first layer (with --arch; inferred otherwise).
-    #[arg(long)]
+    #[arg(long, requires = "arch")]
     pub ngf: Option<usize>,
     /// Normalisation (with --arch; inferred otherwise).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, requires = "arch")]
     pub norm: Option<NormKind>,
     /// The generator was built with dropout.
     #[arg(long)]
     pub dropout: bool,
     /// Input channels (with --arch; inferred otherwise).
-    #[arg(long)]
+    #[arg(long, requires = "arch")]
     pub input_nc: Option<usize>,
     /// Output channels (with --arch; inferred otherwise).
-    #[arg(long)]
+    #[arg(long, requires = "arch")]
     pub output_nc: Option<usize>,
     /// Record which way the generator translates (G_A of the official code is a2b).
     #[arg(long, value_enum)]
@@ -57,10 +57,11 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
             with_overrides(NetConfig::Generator(base), &args)
         }
     };
+    config.validate().map_err(|e| Error::network(&args.model, e))?;
     let info = NetInfo { config: config.clone(), direction: args.direction };
     let device = burn::tensor::Device::flex();
     let mut rng = crate::rng::Rng::seed_from(0);
-    let init = crate::nets::Initializer::default();
+    let init = crate::nets::Initializer::ForLoading;
     let what = match &config {
         NetConfig::Generator(g) => {
             let mut net = g.init(&init, &mut rng, &device);

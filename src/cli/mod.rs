@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod import;
+mod progress;
 mod train;
 mod translate;
 

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 
+use super::progress::TrainProgress;
 use crate::train::options::TrainOptions;
 use crate::train::{self, Ending};
 
@@ -37,7 +38,10 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         eprintln!("\ninterrupted: saving checkpoints/latest (Ctrl-C again to quit at once)");
     })
     .context("installing the Ctrl-C handler")?;
-    let outcome = train::run(&options, args.resume, stop)?;
+    let mut progress = TrainProgress::default();
+    let outcome = train::run(&options, args.resume, stop, &mut |e| progress.on_event(e));
+    progress.finish();
+    let outcome = outcome?;
     let latest = outcome.run.latest();
     println!(
         "{} after {} iteration{} in {:.1} s (epoch {}); checkpoints: {}; report: {}",

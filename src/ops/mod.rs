@@ -9,7 +9,7 @@
 //! against.
 
 pub mod composite;
-pub mod cpu;
+pub(crate) mod cpu;
 mod extension;
 
 use std::sync::OnceLock;

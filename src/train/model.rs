@@ -7,7 +7,7 @@ use std::path::Path;
 
 use burn::tensor::Device;
 
-use crate::checkpoint::{self, Direction, NetConfig, NetInfo, StateDict};
+use crate::checkpoint::{self, Direction, NetConfig, NetInfo};
 use crate::error::{Error, Result};
 use crate::nets::{Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, Initializer, NamedTensors};
 use crate::rng::Rng;
@@ -23,7 +23,29 @@ pub struct CycleGan {
     pub d_b_config: DiscriminatorConfig,
 }
 
-pub const NAMES: [&str; 4] = ["G_A", "G_B", "D_A", "D_B"];
+/// One of the four networks, by its official name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetName {
+    GA,
+    GB,
+    DA,
+    DB,
+}
+
+impl NetName {
+    /// In the official code's order (also the order weights are drawn in).
+    pub const ALL: [Self; 4] = [Self::GA, Self::GB, Self::DA, Self::DB];
+
+    /// The official name: file names and key prefixes.
+    pub fn official(self) -> &'static str {
+        match self {
+            Self::GA => "G_A",
+            Self::GB => "G_B",
+            Self::DA => "D_A",
+            Self::DB => "D_B",
+        }
+    }
+}
 
 impl CycleGan {
     /// Fresh networks. `g` maps input_nc -> output_nc; G_B, D_A and D_B are sized to match.
@@ -45,19 +67,28 @@ impl CycleGan {
         }
     }
 
-    /// The four networks as (official name, network).
-    pub fn nets_mut(&mut self) -> [(&'static str, &mut dyn NamedTensors); 4] {
-        [("G_A", &mut self.g_a), ("G_B", &mut self.g_b), ("D_A", &mut self.d_a), ("D_B", &mut self.d_b)]
+    /// One network, to read or replace its tensors.
+    pub fn net_mut(&mut self, name: NetName) -> &mut dyn NamedTensors {
+        match name {
+            NetName::GA => &mut self.g_a,
+            NetName::GB => &mut self.g_b,
+            NetName::DA => &mut self.d_a,
+            NetName::DB => &mut self.d_b,
+        }
     }
 
-    pub fn info(&self, name: &str) -> NetInfo {
+    /// What a network's checkpoint says about it.
+    pub fn info(&self, name: NetName) -> NetInfo {
         match name {
-            "G_A" => NetInfo { config: NetConfig::Generator(self.g_a_config.clone()), direction: Some(Direction::A2B) },
-            "G_B" => NetInfo { config: NetConfig::Generator(self.g_b_config.clone()), direction: Some(Direction::B2A) },
-            "D_A" => NetInfo { config: NetConfig::Discriminator(self.d_a_config.clone()), direction: None },
-            "D_B" => NetInfo { config: NetConfig::Discriminator(self.d_b_config.clone()), direction: None },
-            other => unreachable!("no network {other}"),
+            NetName::GA => NetInfo { config: NetConfig::Generator(self.g_a_config.clone()), direction: Some(Direction::A2B) },
+            NetName::GB => NetInfo { config: NetConfig::Generator(self.g_b_config.clone()), direction: Some(Direction::B2A) },
+            NetName::DA => NetInfo { config: NetConfig::Discriminator(self.d_a_config.clone()), direction: None },
+            NetName::DB => NetInfo { config: NetConfig::Discriminator(self.d_b_config.clone()), direction: None },
         }
+    }
+
+    fn file(dir: &Path, name: NetName) -> std::path::PathBuf {
+        dir.join(format!("{}.safetensors", name.official()))
     }
 
     /// Load weights from one file holding all four networks under `G_A.` ... prefixes
@@ -65,7 +96,9 @@ impl CycleGan {
     pub fn load_combined(&mut self, path: &Path) -> Result<()> {
         let raw = checkpoint::read_raw(path)?;
         let mut tensors = checkpoint::normalize(raw.tensors);
-        for (name, net) in self.nets_mut() {
+        for name in NetName::ALL {
+            let net = self.net_mut(name);
+            let name = name.official();
             let part = tensors.take_prefix(name);
             if part.is_empty() {
                 return Err(Error::checkpoint(path, format!("has no {name}.* tensors (expected G_A., G_B., D_A., D_B. prefixes)")));
@@ -82,17 +115,16 @@ impl CycleGan {
 
     /// Save each network to `dir/<name>.safetensors`, self-describing.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        checkpoint::save(&dir.join("G_A.safetensors"), &self.g_a, &self.info("G_A"))?;
-        checkpoint::save(&dir.join("G_B.safetensors"), &self.g_b, &self.info("G_B"))?;
-        checkpoint::save(&dir.join("D_A.safetensors"), &self.d_a, &self.info("D_A"))?;
-        checkpoint::save(&dir.join("D_B.safetensors"), &self.d_b, &self.info("D_B"))?;
-        Ok(())
+        checkpoint::save(&Self::file(dir, NetName::GA), &self.g_a, &self.info(NetName::GA))?;
+        checkpoint::save(&Self::file(dir, NetName::GB), &self.g_b, &self.info(NetName::GB))?;
+        checkpoint::save(&Self::file(dir, NetName::DA), &self.d_a, &self.info(NetName::DA))?;
+        checkpoint::save(&Self::file(dir, NetName::DB), &self.d_b, &self.info(NetName::DB))
     }
 
     /// Load the networks saved by [`CycleGan::save`]; their metadata must match this model's.
     pub fn load(&mut self, dir: &Path) -> Result<()> {
-        for name in NAMES {
-            let path = dir.join(format!("{name}.safetensors"));
+        for name in NetName::ALL {
+            let path = Self::file(dir, name);
             let (tensors, info) = checkpoint::read(&path, None)?;
             let expected = self.info(name);
             if info.config != expected.config {
@@ -101,18 +133,8 @@ impl CycleGan {
                     format!("holds {:?}, but the run's options describe {:?}", info.config, expected.config),
                 ));
             }
-            let net: &mut dyn NamedTensors = match name {
-                "G_A" => &mut self.g_a,
-                "G_B" => &mut self.g_b,
-                "D_A" => &mut self.d_a,
-                _ => &mut self.d_b,
-            };
-            load(tensors, net, &path)?;
+            tensors.load_into(self.net_mut(name)).map_err(|e| Error::checkpoint(&path, e))?;
         }
         Ok(())
     }
-}
-
-fn load(tensors: StateDict, net: &mut dyn NamedTensors, path: &Path) -> Result<()> {
-    tensors.load_into(net).map_err(|e| Error::checkpoint(path, e))
 }

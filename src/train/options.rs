@@ -197,16 +197,15 @@ impl TrainOptions {
                 self.crop_size, self.load_size
             ));
         }
-        for (name, nc) in [("--input-nc", self.input_nc), ("--output-nc", self.output_nc)] {
-            if ![1, 3, 4].contains(&nc) {
-                return Err(format!("{name} {nc}: images have 1, 3 or 4 channels"));
-            }
+        // The networks' own check, the one checkpoints pass too; --n-layers-d
+        // is checked even where --netD basic ignores it.
+        let nets = [self.generator(self.input_nc, self.output_nc).validate(), self.discriminator(self.output_nc).validate()];
+        let n_layers = DiscriminatorConfig { n_layers: self.n_layers_d, ..self.discriminator(self.input_nc) };
+        for check in nets.into_iter().chain([n_layers.validate()]) {
+            check.map_err(|e| format!("{}: {e}", e.option()))?;
         }
         let positive = [
             ("--batch-size", self.batch_size),
-            ("--ngf", self.ngf),
-            ("--ndf", self.ndf),
-            ("--n-layers-d", self.n_layers_d),
             ("--workers", self.workers),
             ("--save-epoch-freq", self.save_epoch_freq),
         ];

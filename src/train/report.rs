@@ -106,7 +106,7 @@ fn smooth(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
 
 /// Write `report.html` from the losses so far, the options and the samples.
 pub fn write_report(run: &RunDir, options: &[(String, String)], changed: &[String], status: &str) -> Result<()> {
-    let records: Vec<LossRecord> = run.read_losses();
+    let records: Vec<LossRecord> = run.read_losses()?;
     let mut html = String::from(
         r#"<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="30"><title>CycleGAN training</title>
 <style>body{font-family:sans-serif;margin:1.5em;color:#222}figure{display:inline-block;margin:.3em}figcaption{font-size:13px}

@@ -23,34 +23,14 @@ use serde::{Deserialize, Serialize};
 use super::adam::Adam;
 use super::image_pool::ImagePool;
 use super::options::TrainOptions;
-use super::schedule::Schedule;
+use super::state::TrainState;
 use super::step::{Losses, Trainer};
 use crate::checkpoint::{self, StateDict};
 use crate::error::{Error, Result};
 use crate::fs;
-use crate::rng::RngState;
 
 pub struct RunDir {
     pub root: PathBuf,
-}
-
-/// Counters and small state saved beside the networks (`state.json`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainState {
-    /// The epoch in progress (1-based).
-    pub epoch: usize,
-    /// Samples of this epoch already trained on.
-    pub epoch_samples: usize,
-    /// Optimisation steps taken in the whole run.
-    pub iteration: u64,
-    pub schedule: Schedule,
-    pub opt_g_steps: u64,
-    pub opt_d_steps: u64,
-    /// The generator behind image-pool swaps and penalty interpolation.
-    pub step_rng: RngState,
-    /// Sum and count of the generator loss this epoch (for the plateau schedule).
-    pub epoch_g_loss: f64,
-    pub epoch_steps: u64,
 }
 
 /// One line of `losses.jsonl`.
@@ -129,27 +109,47 @@ impl RunDir {
         writeln!(f, "{line}").map_err(|e| Error::io(&path, e))
     }
 
-    pub fn read_losses(&self) -> Vec<LossRecord> {
-        std::fs::read_to_string(self.losses_path())
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+    /// The logged records. No log yet is an empty one; a line that is not a
+    /// record is an error naming it, except a torn last line (no newline: the
+    /// process died while writing it), which is left out.
+    pub fn read_losses(&self) -> Result<Vec<LossRecord>> {
+        Ok(self.read_loss_lines()?.into_iter().map(|(_, record)| record).collect())
     }
 
-    /// Drop logged iterations after `iteration` (a resumed run logs them again).
-    pub fn truncate_losses(&self, iteration: u64) -> Result<()> {
-        let kept: Vec<String> = self
-            .read_losses()
-            .into_iter()
-            .filter(|r| r.iter <= iteration)
-            .map(|r| serde_json::to_string(&r).expect("losses serialize"))
-            .collect();
-        let mut text = kept.join("\n");
-        if !text.is_empty() {
-            text.push('\n');
+    /// Each record with its line as written.
+    fn read_loss_lines(&self) -> Result<Vec<(String, LossRecord)>> {
+        let path = self.losses_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let torn = !text.is_empty() && !text.ends_with('\n');
+        let lines: Vec<&str> = text.lines().collect();
+        let mut records = Vec::with_capacity(lines.len());
+        for (i, line) in lines.iter().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            match serde_json::from_str(line) {
+                Ok(record) => records.push((line.to_string(), record)),
+                Err(_) if torn && i + 1 == lines.len() => {}
+                Err(e) => {
+                    return Err(Error::run_file(&path, format!("line {} is not a loss record ({e}); fix or delete it", i + 1)));
+                }
+            }
         }
-        fs::write_bytes_atomic(&self.losses_path(), text.as_bytes())
+        Ok(records)
+    }
+
+    /// Drop logged iterations after `iteration` (a resumed run logs them
+    /// again). The lines kept are kept as written; an unreadable log is an
+    /// error, never rewritten.
+    pub fn truncate_losses(&self, iteration: u64) -> Result<()> {
+        let kept: String = self
+            .read_loss_lines()?
+            .into_iter()
+            .filter(|(_, r)| r.iter <= iteration)
+            .map(|(line, _)| line + "\n")
+            .collect();
+        fs::write_bytes_atomic(&self.losses_path(), kept.as_bytes())
     }
 
     /// Save everything needed to continue, into `dir`, replacing it atomically.

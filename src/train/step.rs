@@ -9,13 +9,15 @@
 //!    for WGAN-GP), one Adam step on D_A and D_B together.
 
 use burn::module::Module;
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::adam::Adam;
 use super::image_pool::ImagePool;
 use super::losses::{GanMode, gradient_penalty, l1, penalty_alphas};
 use super::model::CycleGan;
+use super::options::TrainOptions;
+use crate::nets::Initializer;
 use crate::rng::Rng;
 
 /// The eight official losses of one step.
@@ -33,17 +35,12 @@ pub struct Losses {
 }
 
 impl Losses {
+    /// The official names, in the official order (also the keys of `losses.jsonl`).
+    pub const NAMES: [&'static str; 8] = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"];
+
     pub fn named(&self) -> [(&'static str, f64); 8] {
-        [
-            ("D_A", self.D_A),
-            ("G_A", self.G_A),
-            ("cycle_A", self.cycle_A),
-            ("idt_A", self.idt_A),
-            ("D_B", self.D_B),
-            ("G_B", self.G_B),
-            ("cycle_B", self.cycle_B),
-            ("idt_B", self.idt_B),
-        ]
+        let values = [self.D_A, self.G_A, self.cycle_A, self.idt_A, self.D_B, self.G_B, self.cycle_B, self.idt_B];
+        std::array::from_fn(|i| (Self::NAMES[i], values[i]))
     }
 
     /// The generators' total loss.
@@ -91,6 +88,30 @@ fn values(losses: Vec<Tensor<1>>) -> Vec<f64> {
 }
 
 impl Trainer {
+    /// The networks, optimisers and pools `opts` describe, with weights from
+    /// `init` (drawn from `rng` in the official order: G_A, G_B, D_A, D_B).
+    pub fn new(opts: &TrainOptions, init: &Initializer, rng: &mut Rng, device: &Device) -> Self {
+        Self {
+            nets: CycleGan::new(
+                &opts.generator(opts.input_nc, opts.output_nc),
+                &opts.discriminator(opts.input_nc),
+                init,
+                rng,
+                device,
+            ),
+            opt_g: Adam::new(opts.beta1),
+            opt_d: Adam::new(opts.beta1),
+            pool_fake_a: ImagePool::new(opts.pool_size),
+            pool_fake_b: ImagePool::new(opts.pool_size),
+            objective: Objective {
+                gan_mode: opts.gan_mode,
+                lambda_a: opts.lambda_a,
+                lambda_b: opts.lambda_b,
+                lambda_identity: opts.lambda_identity,
+            },
+        }
+    }
+
     pub fn step(&mut self, real_a: Tensor<4>, real_b: Tensor<4>, lr: f64, rng: &mut Rng) -> (Losses, Visuals) {
         let obj = self.objective;
         let n = &self.nets;

@@ -16,7 +16,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use image::imageops::FilterType;
 
-use crate::checkpoint::{self, Direction, NetConfig};
+use crate::checkpoint::{self, Direction};
 use crate::data::folder::FoundImage;
 use crate::error::{Error, Result};
 use crate::image_io::{self, ImageData};
@@ -38,7 +38,7 @@ impl Translator {
     pub fn open(model: &Path, direction: Direction, device: &Device) -> Result<Self> {
         let file = resolve_model(model, direction)?;
         let loaded = checkpoint::load_generator(&file, device)?;
-        if let Some(recorded) = loaded.info.direction
+        if let Some(recorded) = loaded.direction
             && recorded != direction
             && !model.is_dir()
         {
@@ -53,11 +53,10 @@ impl Translator {
                 ),
             ));
         }
-        let NetConfig::Generator(config) = loaded.info.config else { unreachable!("load_generator checks") };
         Ok(Self {
             net: loaded.net.valid(),
-            config,
-            direction: loaded.info.direction,
+            config: loaded.config,
+            direction: loaded.direction,
             source: file,
             precision: Precision::F32,
             device: device.clone(),

@@ -6,34 +6,11 @@
 
 use rayon::prelude::*;
 
-use super::{Nchw, min_len};
+use super::{Geometry, Nchw, min_len};
 use super::direct;
 use super::gemm::{Mat, Threads, matmul};
 use super::scratch::Scratch;
 use super::winograd;
-
-/// Kernel size, stride and zero padding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Geometry {
-    pub k: usize,
-    pub stride: usize,
-    pub pad: usize,
-}
-
-impl Geometry {
-    pub fn new(k: usize, stride: usize, pad: usize) -> Self {
-        Self { k, stride, pad }
-    }
-
-    /// Output size along one axis for an input of size `len`.
-    pub fn out(&self, len: usize) -> usize {
-        (len + 2 * self.pad - self.k) / self.stride + 1
-    }
-
-    pub fn out_shape(&self, x: Nchw, co: usize) -> Nchw {
-        Nchw::new(x.n, co, self.out(x.h), self.out(x.w))
-    }
-}
 
 /// How a convolution is computed; chosen by shape alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,16 +80,6 @@ pub fn backward_weight(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, g: Geometry) -
         Method::Direct => direct::weight_grad(x, xs, dy, ys, g),
         _ => gemm_backward_weight(x, xs, dy, ys, g),
     }
-}
-
-/// The gradient with respect to a bias: the sum of `dy` over batch and space.
-pub fn backward_bias(dy: &[f32], ys: Nchw) -> Vec<f32> {
-    let per_plane: Vec<f64> = dy.par_chunks(ys.plane()).with_min_len(min_len(ys.plane())).map(|p| p.iter().map(|v| *v as f64).sum()).collect();
-    let mut out = vec![0f64; ys.c];
-    for (i, s) in per_plane.iter().enumerate() {
-        out[i % ys.c] += s;
-    }
-    out.into_iter().map(|v| v as f32).collect()
 }
 
 /// `w[co][ci][ky][kx]` -> `w'[ci][co][k-1-ky][k-1-kx]`.
@@ -317,11 +284,6 @@ pub(crate) mod tests {
         let lhs = dot(&naive_forward(&x, xs, &w, co, g), &r);
         assert!((lhs - dot(&x, &dx)).abs() < 1e-3 * lhs.abs().max(1.0), "{expect:?}: <x, dX> {} vs {lhs}", dot(&x, &dx));
         assert!((lhs - dot(&w, &dw)).abs() < 1e-3 * lhs.abs().max(1.0), "{expect:?}: <w, dW> {} vs {lhs}", dot(&w, &dw));
-        let db = backward_bias(&r, ys);
-        let want_db: Vec<f32> = (0..co)
-            .map(|o| (0..ys.n).map(|b| r[(b * co + o) * ys.plane()..(b * co + o + 1) * ys.plane()].iter().sum::<f32>()).sum())
-            .collect();
-        close(&db, &want_db, 1e-5, "bias gradient");
     }
 
     #[test]

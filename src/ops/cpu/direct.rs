@@ -7,8 +7,7 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::{Nchw, min_len};
-use super::conv::Geometry;
+use super::{Geometry, Nchw, min_len};
 
 const LANES: usize = 8;
 /// Output channels computed together (one input load feeds this many multiply-adds).

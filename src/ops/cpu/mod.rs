@@ -50,11 +50,30 @@ impl Nchw {
         self.n * self.c * self.h * self.w
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     pub fn dims(&self) -> [usize; 4] {
         [self.n, self.c, self.h, self.w]
+    }
+}
+
+/// Kernel size, stride and zero padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Geometry {
+    pub fn new(k: usize, stride: usize, pad: usize) -> Self {
+        Self { k, stride, pad }
+    }
+
+    /// Output size along one axis for an input of size `len`.
+    pub fn out(&self, len: usize) -> usize {
+        (len + 2 * self.pad - self.k) / self.stride + 1
+    }
+
+    pub fn out_shape(&self, x: Nchw, co: usize) -> Nchw {
+        Nchw::new(x.n, co, self.out(x.h), self.out(x.w))
     }
 }

@@ -11,6 +11,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::evaluate::inception::{INPUT_SIZE, Inception};
 use crate::evaluate::psnr_from_mse;
 use crate::nets::{GeneratorArch, GeneratorConfig, Initializer};
 use crate::rng::Rng;
@@ -25,6 +26,8 @@ pub enum Case {
     Forward { size: usize, batch: usize, precision: Precision },
     /// One full training iteration at `size` px, batch 1.
     Train { size: usize },
+    /// pytorch-fid's Inception v3 on a batch of `batch` 299x299 images (FID's feature pass).
+    Inception { batch: usize },
 }
 
 impl Case {
@@ -39,10 +42,11 @@ impl Case {
                 format!("forward{size}{batch}{precision}")
             }
             Case::Train { size } => format!("train{size}"),
+            Case::Inception { batch } => format!("inception{batch}"),
         }
     }
 
-    /// `forwardSIZE[xBATCH][-bf16|-f16]` or `trainSIZE`.
+    /// `forwardSIZE[xBATCH][-bf16|-f16]`, `trainSIZE` or `inceptionBATCH`.
     pub fn parse(name: &str) -> Option<Self> {
         if let Some(rest) = name.strip_prefix("forward") {
             let (rest, precision) = match rest.split_once('-') {
@@ -52,13 +56,16 @@ impl Case {
             let (size, batch) = rest.split_once('x').unwrap_or((rest, "1"));
             return Some(Case::Forward { size: size.parse().ok()?, batch: batch.parse().ok()?, precision });
         }
+        if let Some(batch) = name.strip_prefix("inception") {
+            return batch.parse().ok().filter(|&b| b > 0).map(|batch| Case::Inception { batch });
+        }
         name.strip_prefix("train").and_then(|s| s.parse().ok()).map(|size| Case::Train { size })
     }
 
     /// Images per run, for a forward case (its throughput is this over the time).
     pub fn images(&self) -> Option<usize> {
         match self {
-            Case::Forward { batch, .. } => Some(*batch),
+            Case::Forward { batch, .. } | Case::Inception { batch } => Some(*batch),
             Case::Train { .. } => None,
         }
     }
@@ -149,6 +156,23 @@ pub fn measure(case: Case, repeats: usize, device: &Device) -> Measurement {
                 .map(|_| {
                     let t = Instant::now();
                     let _ = trainer.step(a.clone(), b.clone(), 2e-4, &mut rng);
+                    t.elapsed().as_secs_f64()
+                })
+                .skip(1)
+                .collect()
+        }
+        Case::Inception { batch } => {
+            // weights do not change the arithmetic: a small constant everywhere but the norms' variance
+            let mut source = |key: &str, shape: &[usize]| {
+                let v = if key.ends_with("running_var") || key.ends_with("bn.weight") { 1.0 } else { 0.01 };
+                Ok(vec![v; shape.iter().product()])
+            };
+            let net = Inception::build(&mut source, device).expect("all tensors given");
+            let x = Tensor::<4>::random([batch, 3, INPUT_SIZE, INPUT_SIZE], Distribution::Uniform(-1.0, 1.0), device);
+            (0..=repeats)
+                .map(|_| {
+                    let t = Instant::now();
+                    let _ = net.forward(x.clone()).into_data();
                     t.elapsed().as_secs_f64()
                 })
                 .skip(1)

@@ -5,6 +5,7 @@ mod util;
 mod checkpoints;
 mod cli;
 mod crafted;
+mod eval;
 mod parity;
 mod train;
 mod train_options;

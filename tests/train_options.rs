@@ -415,7 +415,7 @@ fn issue_8_resume_refuses_an_unreadable_loss_log_and_keeps_it() {
     std::fs::write(&log, &damaged).unwrap();
     let (ok, _, err) = run(&["train", "--resume", "--output", out.to_str().unwrap(), "--max-iters", "3"]);
     assert!(!ok, "resumed over a damaged log");
-    assert!(err.contains("losses.jsonl") && err.contains("line 1 is not a loss record"), "{err}");
+    assert!(err.contains("losses.jsonl") && err.contains("line 1 is not a record"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert_eq!(std::fs::read_to_string(&log).unwrap(), damaged, "the log was rewritten");
 

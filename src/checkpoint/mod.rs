@@ -33,16 +33,20 @@ pub struct RawCheckpoint {
 
 /// Read a `.safetensors` or PyTorch file (told apart by content, not extension).
 pub fn read_raw(path: &Path) -> Result<RawCheckpoint> {
-    let bytes = fs::read(path)?;
+    decode_raw(path, &fs::read(path)?)
+}
+
+/// [`read_raw`] on the bytes of `path`, already read.
+pub fn decode_raw(path: &Path, bytes: &[u8]) -> Result<RawCheckpoint> {
     if bytes.is_empty() {
         return Err(Error::checkpoint(path, "file is empty"));
     }
-    if safetensors::is_safetensors(&bytes) {
-        let (tensors, metadata) = safetensors::decode(path, &bytes)?;
+    if safetensors::is_safetensors(bytes) {
+        let (tensors, metadata) = safetensors::decode(path, bytes)?;
         let info = NetInfo::from_metadata(&metadata).map_err(|e| Error::checkpoint(path, e))?;
         Ok(RawCheckpoint { tensors, info })
-    } else if pytorch::is_pytorch(&bytes) {
-        Ok(RawCheckpoint { tensors: pytorch::read(path, &bytes)?, info: None })
+    } else if pytorch::is_pytorch(bytes) {
+        Ok(RawCheckpoint { tensors: pytorch::read(path, bytes)?, info: None })
     } else {
         Err(Error::checkpoint(path, "neither a safetensors nor a PyTorch checkpoint"))
     }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod eval;
 mod import;
 mod progress;
 mod train;
@@ -32,6 +33,8 @@ pub enum Command {
     Translate(translate::TranslateArgs),
     /// Convert a PyTorch .pth network to a self-describing .safetensors file.
     Import(import::ImportArgs),
+    /// FID and KID (pytorch-fid's and torch-fidelity's) between two folders, or of a model's translations.
+    Eval(eval::EvalArgs),
 }
 
 /// Options shared by every command that computes.
@@ -56,6 +59,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args, matches.subcommand_matches("train").expect("train subcommand")),
         Command::Translate(args) => translate::run(args),
         Command::Import(args) => import::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }
 

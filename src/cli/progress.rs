@@ -37,6 +37,16 @@ impl TrainProgress {
                     }
                 }
             }
+            Event::Evaluated { record: r, best } => self.print(&format!(
+                "evaluation at iteration {}: FID a2b {:.2} b2a {:.2} (mean {:.2}{}), KID a2b {:.4} b2a {:.4}",
+                r.iter,
+                r.fid_a2b,
+                r.fid_b2a,
+                r.fid_mean,
+                if best { ", best so far: checkpoints/best" } else { "" },
+                r.kid_a2b,
+                r.kid_b2a
+            )),
             Event::EpochEnd { epoch, epochs, iteration, lr, mean_g_loss, seconds } => {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();

@@ -6,7 +6,8 @@
 //! - [`step`]: the [`step::Trainer`] (networks, optimisers, pools) and one
 //!   optimisation step; [`losses`], [`adam`], [`image_pool`], [`schedule`] its parts;
 //! - [`state`]: the counters, fresh or resumed; [`run_dir`]: the files of a run;
-//! - [`session`]: the epochs from start to end, reporting [`Event`]s; [`report`]: the HTML page.
+//! - [`session`]: the epochs from start to end, reporting [`Event`]s; [`report`]: the HTML page;
+//! - [`evaluation`]: FID and KID on held-out folders while training (`--eval-a/--eval-b`).
 //!
 //! Randomness is keyed by position: weight init from the seed, each epoch's
 //! data plan from (seed, epoch), dropout masks from (seed, iteration), and
@@ -15,6 +16,7 @@
 //! one would have.
 
 pub mod adam;
+pub mod evaluation;
 pub mod image_pool;
 pub mod losses;
 pub mod model;

@@ -153,6 +153,21 @@ pub struct TrainOptions {
     /// Save a sample grid and refresh report.html every this many iterations.
     #[arg(long, default_value_t = 400)]
     pub display_freq: u64,
+
+    // --- evaluation while training ----------------------------------------------
+    /// Held-out domain A images: with --eval-b, FID and KID of both directions go to
+    /// metrics.jsonl and the report, and the best checkpoint (lowest mean FID) to checkpoints/best.
+    #[arg(long, requires = "eval_b")]
+    pub eval_a: Option<PathBuf>,
+    /// Held-out domain B images (see --eval-a).
+    #[arg(long, requires = "eval_a")]
+    pub eval_b: Option<PathBuf>,
+    /// Evaluate every this many iterations (default: at the end of each epoch).
+    #[arg(long, requires = "eval_a")]
+    pub eval_freq: Option<u64>,
+    /// pytorch-fid's Inception weights for --eval-a/--eval-b (found or fetched when left out, as by `cyclegan eval`).
+    #[arg(long, value_name = "FILE")]
+    pub inception: Option<PathBuf>,
     /// Where tensors live.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
     pub device: DeviceChoice,
@@ -218,6 +233,12 @@ impl TrainOptions {
             if v == 0 {
                 return Err(format!("{name} must be at least 1"));
             }
+        }
+        if self.eval_a.is_some() != self.eval_b.is_some() {
+            return Err("give both --eval-a and --eval-b, or neither".into());
+        }
+        if self.eval_freq == Some(0) {
+            return Err("--eval-freq must be at least 1".into());
         }
         if self.n_epochs + self.n_epochs_decay == 0 {
             return Err("--n-epochs plus --n-epochs-decay must be at least 1".into());

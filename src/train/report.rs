@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use burn::tensor::Tensor;
 use image::{DynamicImage, RgbImage};
 
-use super::run_dir::{LossRecord, RunDir};
-use super::step::Visuals;
+use super::run_dir::{LossRecord, MetricRecord, RunDir};
+use super::step::{Losses, Visuals};
 use crate::error::Result;
 use crate::fs;
 use crate::image_io::{self, ImageData};
@@ -118,7 +118,7 @@ img{image-rendering:pixelated;max-width:100%}</style></head><body>"#,
         let _ = write!(html, "<p>epoch {} &middot; iteration {} &middot; learning rate {:.3e}</p>", last.epoch, last.iter, last.lr);
     }
     html.push_str("<h2>Losses</h2><p>Moving averages over the logged iterations.</p>");
-    for name in ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"] {
+    for name in Losses::NAMES {
         let points: Vec<(f64, f64)> = records
             .iter()
             .map(|r| (r.iter as f64, r.losses.named().iter().find(|(n, _)| *n == name).map_or(f64::NAN, |p| p.1)))
@@ -127,6 +127,22 @@ img{image-rendering:pixelated;max-width:100%}</style></head><body>"#,
     }
     let lr: Vec<(f64, f64)> = records.iter().map(|r| (r.iter as f64, r.lr)).collect();
     html.push_str(&chart("learning rate", &lr));
+    let metrics = run.read_metrics()?;
+    if !metrics.is_empty() {
+        html.push_str("<h2>Evaluation</h2><p>FID and KID on the held-out folders (--eval-a, --eval-b): a2b is G_A's translations of A against B.</p>");
+        type Series = (&'static str, fn(&MetricRecord) -> f64);
+        let series: [Series; 5] = [
+            ("FID a2b", |m| m.fid_a2b),
+            ("FID b2a", |m| m.fid_b2a),
+            ("FID mean", |m| m.fid_mean),
+            ("KID a2b", |m| m.kid_a2b),
+            ("KID b2a", |m| m.kid_b2a),
+        ];
+        for (name, value) in series {
+            let points: Vec<(f64, f64)> = metrics.iter().map(|m| (m.iter as f64, value(m))).collect();
+            html.push_str(&chart(name, &points));
+        }
+    }
     html.push_str("<h2>Samples</h2><p>Rows: real A, G_A(A), G_B(G_A(A)), G_B(A) &middot; real B, G_B(B), G_A(G_B(B)), G_A(B).</p>");
     let mut samples: Vec<String> = std::fs::read_dir(run.samples_dir())
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())

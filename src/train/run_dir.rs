@@ -4,10 +4,12 @@
 //! RUN_DIR/
 //!   options.toml          every option of the run (non-defaults listed at the top)
 //!   losses.jsonl          one line per logged iteration
+//!   metrics.jsonl         FID and KID per evaluation (with --eval-a/--eval-b)
 //!   report.html           loss curves and samples, refreshed while training
 //!   samples/              image grids: real_A fake_B rec_A idt_B / real_B fake_A rec_B idt_A
 //!   checkpoints/latest/   G_A, G_B, D_A, D_B .safetensors + training state
 //!   checkpoints/epoch_N/  the same, kept every --save-epoch-freq epochs
+//!   checkpoints/best/     the same, at the lowest mean FID so far (with --eval-a/--eval-b)
 //! ```
 //!
 //! A checkpoint folder is written beside its final name and renamed into
@@ -18,6 +20,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::adam::Adam;
@@ -31,6 +34,20 @@ use crate::fs;
 
 pub struct RunDir {
     pub root: PathBuf,
+}
+
+/// One line of `metrics.jsonl`: FID and KID of both directions on the
+/// held-out folders (`a2b`: G_A's translations of --eval-a against --eval-b).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricRecord {
+    pub epoch: usize,
+    pub iter: u64,
+    pub fid_a2b: f64,
+    pub kid_a2b: f64,
+    pub fid_b2a: f64,
+    pub kid_b2a: f64,
+    /// What `checkpoints/best` minimises.
+    pub fid_mean: f64,
 }
 
 /// One line of `losses.jsonl`.
@@ -71,6 +88,12 @@ impl RunDir {
     pub fn epoch_dir(&self, epoch: usize) -> PathBuf {
         self.checkpoints().join(format!("epoch_{epoch}"))
     }
+    pub fn best_dir(&self) -> PathBuf {
+        self.checkpoints().join("best")
+    }
+    pub fn metrics_path(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
 
     /// Create the folders of a new run. Refuses a folder that already holds a run.
     pub fn create(&self) -> Result<()> {
@@ -103,53 +126,29 @@ impl RunDir {
     }
 
     pub fn append_losses(&self, record: &LossRecord) -> Result<()> {
-        let path = self.losses_path();
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
-        let line = serde_json::to_string(record).expect("losses serialize");
-        writeln!(f, "{line}").map_err(|e| Error::io(&path, e))
+        append_line(&self.losses_path(), record)
     }
 
-    /// The logged records. No log yet is an empty one; a line that is not a
-    /// record is an error naming it, except a torn last line (no newline: the
-    /// process died while writing it), which is left out.
+    pub fn append_metrics(&self, record: &MetricRecord) -> Result<()> {
+        append_line(&self.metrics_path(), record)
+    }
+
+    /// The logged loss records (see [`read_log`]).
     pub fn read_losses(&self) -> Result<Vec<LossRecord>> {
-        Ok(self.read_loss_lines()?.into_iter().map(|(_, record)| record).collect())
+        Ok(read_log(&self.losses_path())?.into_iter().map(|(_, record)| record).collect())
     }
 
-    /// Each record with its line as written.
-    fn read_loss_lines(&self) -> Result<Vec<(String, LossRecord)>> {
-        let path = self.losses_path();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        let torn = !text.is_empty() && !text.ends_with('\n');
-        let lines: Vec<&str> = text.lines().collect();
-        let mut records = Vec::with_capacity(lines.len());
-        for (i, line) in lines.iter().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            match serde_json::from_str(line) {
-                Ok(record) => records.push((line.to_string(), record)),
-                Err(_) if torn && i + 1 == lines.len() => {}
-                Err(e) => {
-                    return Err(Error::run_file(&path, format!("line {} is not a loss record ({e}); fix or delete it", i + 1)));
-                }
-            }
-        }
-        Ok(records)
+    /// The logged evaluations (see [`read_log`]).
+    pub fn read_metrics(&self) -> Result<Vec<MetricRecord>> {
+        Ok(read_log(&self.metrics_path())?.into_iter().map(|(_, record)| record).collect())
     }
 
-    /// Drop logged iterations after `iteration` (a resumed run logs them
-    /// again). The lines kept are kept as written; an unreadable log is an
-    /// error, never rewritten.
-    pub fn truncate_losses(&self, iteration: u64) -> Result<()> {
-        let kept: String = self
-            .read_loss_lines()?
-            .into_iter()
-            .filter(|(_, r)| r.iter <= iteration)
-            .map(|(line, _)| line + "\n")
-            .collect();
-        fs::write_bytes_atomic(&self.losses_path(), kept.as_bytes())
+    /// Drop what the logs hold of iterations after `iteration` (a resumed run
+    /// logs them again). The lines kept are kept as written; an unreadable
+    /// log is an error, never rewritten.
+    pub fn truncate_logs(&self, iteration: u64) -> Result<()> {
+        truncate_log::<LossRecord>(&self.losses_path(), iteration)?;
+        truncate_log::<MetricRecord>(&self.metrics_path(), iteration)
     }
 
     /// Save everything needed to continue, into `dir`, replacing it atomically.
@@ -205,6 +204,60 @@ impl RunDir {
         }
         Ok(state)
     }
+}
+
+/// A line of a `.jsonl` log, by the iteration it belongs to.
+pub trait Logged: Serialize + DeserializeOwned {
+    fn iteration(&self) -> u64;
+}
+
+impl Logged for LossRecord {
+    fn iteration(&self) -> u64 {
+        self.iter
+    }
+}
+
+impl Logged for MetricRecord {
+    fn iteration(&self) -> u64 {
+        self.iter
+    }
+}
+
+fn append_line(path: &Path, record: &impl Serialize) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, e))?;
+    let line = serde_json::to_string(record).expect("records serialize");
+    writeln!(f, "{line}").map_err(|e| Error::io(path, e))
+}
+
+/// Each record of a `.jsonl` log with its line as written. No log yet is an
+/// empty one; a line that is not a record is an error naming it, except a
+/// torn last line (no newline: the process died while writing it), which is left out.
+fn read_log<T: Logged>(path: &Path) -> Result<Vec<(String, T)>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let torn = !text.is_empty() && !text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    let mut records = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match serde_json::from_str(line) {
+            Ok(record) => records.push((line.to_string(), record)),
+            Err(_) if torn && i + 1 == lines.len() => {}
+            Err(e) => return Err(Error::run_file(path, format!("line {} is not a record of this log ({e}); fix or delete it", i + 1))),
+        }
+    }
+    Ok(records)
+}
+
+fn truncate_log<T: Logged>(path: &Path, iteration: u64) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let kept: String =
+        read_log::<T>(path)?.into_iter().filter(|(_, r)| r.iteration() <= iteration).map(|(line, _)| line + "\n").collect();
+    fs::write_bytes_atomic(path, kept.as_bytes())
 }
 
 /// Put `staging` where `target` is, atomically as far as readers can tell:

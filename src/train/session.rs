@@ -12,8 +12,9 @@ use burn::tensor::{Device, Tensor};
 
 use super::options::TrainOptions;
 use super::report;
-use super::run_dir::{LossRecord, RunDir};
-use super::state::TrainState;
+use super::evaluation::Evaluator;
+use super::run_dir::{LossRecord, MetricRecord, RunDir};
+use super::state::{Best, TrainState};
 use super::step::{Losses, Trainer};
 use crate::data::loader::{Loader, stack};
 use crate::data::transforms::Transform;
@@ -42,6 +43,8 @@ pub enum Event<'a> {
     Step { iteration: u64, logged: Option<&'a Losses> },
     /// An epoch is done (and `latest` saved).
     EpochEnd { epoch: usize, epochs: usize, iteration: u64, lr: f64, mean_g_loss: f64, seconds: f64 },
+    /// The held-out folders were evaluated; `best` when this is the lowest mean FID so far (saved as `checkpoints/best`).
+    Evaluated { record: &'a MetricRecord, best: bool },
 }
 
 /// How a training run ended.
@@ -94,6 +97,11 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>, on_event: &
         ));
     }
 
+    let evaluator = Evaluator::open(opts, &opts.device.device().map_err(Error::Usage)?)?;
+    for warning in evaluator.iter().flat_map(|e| &e.warnings) {
+        on_event(Event::Warning(warning.clone()));
+    }
+
     let seed = Rng::seed_from(opts.seed);
     // Weights about to be loaded (resume, --init) are not drawn first.
     let init = if resume || opts.init.is_some() { Initializer::ForLoading } else { opts.initializer() };
@@ -103,7 +111,7 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>, on_event: &
             Error::Usage(format!("{}: no checkpoint to resume from (checkpoints/latest is missing)", run.root.display()))
         })?;
         let state = run.load_checkpoint(&dir, &mut trainer, opts.beta1, &device)?;
-        run.truncate_losses(state.iteration)?;
+        run.truncate_logs(state.iteration)?;
         state
     } else {
         run.create()?;
@@ -160,6 +168,11 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>, on_event: &
                 report::save_samples(&run, it, &visuals)?;
                 report(&run, &format!("training: epoch {epoch} of {epochs}"))?;
             }
+            if let (Some(e), Some(freq)) = (&evaluator, opts.eval_freq)
+                && it % freq == 0
+            {
+                evaluate(e, &run, &trainer, &mut state, &step_rng, epoch, on_event)?;
+            }
             let interrupted = stop.load(Ordering::SeqCst);
             let at_limit = opts.max_iters.is_some_and(|m| it >= m);
             if it % opts.save_latest_freq == 0 || interrupted || at_limit {
@@ -169,6 +182,9 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>, on_event: &
                 ending = if interrupted { Ending::Interrupted } else { Ending::IterationLimit };
                 break 'epochs;
             }
+        }
+        if let (Some(e), None) = (&evaluator, opts.eval_freq) {
+            evaluate(e, &run, &trainer, &mut state, &step_rng, epoch, on_event)?;
         }
         let mean_g_loss = state.end_epoch();
         save_latest(&run, &trainer, &mut state, &step_rng)?;
@@ -189,10 +205,35 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>, on_event: &
 }
 
 fn save_latest(run: &RunDir, trainer: &Trainer, state: &mut TrainState, step_rng: &Rng) -> Result<()> {
+    save(run, &run.latest(), trainer, state, step_rng)
+}
+
+fn save(run: &RunDir, dir: &std::path::Path, trainer: &Trainer, state: &mut TrainState, step_rng: &Rng) -> Result<()> {
     state.step_rng = step_rng.state();
     state.opt_g_steps = trainer.opt_g.steps();
     state.opt_d_steps = trainer.opt_d.steps();
-    run.save_checkpoint(&run.latest(), trainer, state)
+    run.save_checkpoint(dir, trainer, state)
+}
+
+/// Score the held-out folders, log it, and keep `checkpoints/best` at the lowest mean FID.
+fn evaluate(
+    evaluator: &Evaluator,
+    run: &RunDir,
+    trainer: &Trainer,
+    state: &mut TrainState,
+    step_rng: &Rng,
+    epoch: usize,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<()> {
+    let record = evaluator.evaluate(&trainer.nets, epoch, state.iteration)?;
+    run.append_metrics(&record)?;
+    let best = state.best.is_none_or(|b| record.fid_mean < b.fid_mean);
+    if best {
+        state.best = Some(Best { fid_mean: record.fid_mean, iteration: record.iter });
+        save(run, &run.best_dir(), trainer, state, step_rng)?;
+    }
+    on_event(Event::Evaluated { record: &record, best });
+    Ok(())
 }
 
 /// The next batch of (A, B) tensors, reporting skipped files; `None` at the end of the epoch.

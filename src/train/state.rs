@@ -25,6 +25,16 @@ pub struct TrainState {
     /// Sum and count of the generator loss this epoch (for the plateau schedule).
     pub epoch_g_loss: f64,
     pub epoch_steps: u64,
+    /// The lowest mean FID evaluated so far, kept in `checkpoints/best` (with --eval-a/--eval-b).
+    #[serde(default)]
+    pub best: Option<Best>,
+}
+
+/// Where `checkpoints/best` stands.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Best {
+    pub fid_mean: f64,
+    pub iteration: u64,
 }
 
 impl TrainState {
@@ -41,6 +51,7 @@ impl TrainState {
             step_rng: step_rng.state(),
             epoch_g_loss: 0.0,
             epoch_steps: 0,
+            best: None,
         }
     }
 

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
+use image::DynamicImage;
 use image::imageops::FilterType;
 
 use crate::checkpoint::{self, Direction};
@@ -61,6 +62,19 @@ impl Translator {
             precision: Precision::F32,
             device: device.clone(),
         })
+    }
+
+    /// Translate with a generator in memory (evaluation while training);
+    /// `net` is taken for inference (no autodiff, dropout off).
+    pub fn from_generator(net: Generator, config: GeneratorConfig, direction: Direction, device: &Device) -> Self {
+        Self {
+            net: net.valid(),
+            config,
+            direction: Some(direction),
+            source: PathBuf::from(format!("<{} in training>", direction.generator())),
+            precision: Precision::F32,
+            device: device.clone(),
+        }
     }
 
     /// Run in `precision` from now on.
@@ -180,18 +194,27 @@ pub fn translate_file(
     load_size: Option<u32>,
     tiling: Option<Tiling>,
 ) -> Result<()> {
-    let mut img = image_io::decode(input)?;
+    let out = translate_image(translator, image_io::decode(input)?, load_size, tiling)?;
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    image_io::save(output, &out)
+}
+
+/// Translate a decoded image as [`translate_file`] does, without the files.
+pub fn translate_image(
+    translator: &Translator,
+    mut img: DynamicImage,
+    load_size: Option<u32>,
+    tiling: Option<Tiling>,
+) -> Result<ImageData> {
     if let Some(width) = load_size {
         let height = ((img.height() as f64 * width as f64 / img.width() as f64).round() as u32).max(1);
         img = img.resize_exact(width, height, FilterType::CatmullRom);
     }
     let data = image_io::to_data(&img, translator.config.input_nc);
-    let out = match tiling {
+    Ok(match tiling {
         Some(t) if data.width.max(data.height) > t.tile => translate_tiled(translator, &data, t)?,
         _ => translator.translate(&data),
-    };
-    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    image_io::save(output, &out)
+    })
 }

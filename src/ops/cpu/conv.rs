@@ -54,6 +54,46 @@ pub fn forward(x: &[f32], xs: Nchw, w: &[f32], co: usize, bias: Option<&[f32]>, 
     (y, ys)
 }
 
+/// `y = conv(x, w)` for a `kh x kw` kernel, stride 1 and zero padding
+/// `[ph, pw]` (Inception's 1x7, 7x1, 1x3 and 3x1 layers): im2col and GEMM.
+/// Inference only; `w` is `[co, ci, kh, kw]`.
+pub fn forward_rect(x: &[f32], xs: Nchw, w: &[f32], co: usize, kernel: [usize; 2], padding: [usize; 2]) -> (Vec<f32>, Nchw) {
+    let ([kh, kw], [ph, pw]) = (kernel, padding);
+    let ys = Nchw::new(xs.n, co, xs.h + 2 * ph + 1 - kh, xs.w + 2 * pw + 1 - kw);
+    assert_eq!(x.len(), xs.len());
+    assert_eq!(w.len(), co * xs.c * kh * kw);
+    let (kk, plane) = (xs.c * kh * kw, ys.plane());
+    let mut y = vec![0f32; ys.len()];
+    let mut col = Scratch::take(kk * plane);
+    for b in 0..xs.n {
+        let src = &x[b * xs.c * xs.plane()..(b + 1) * xs.c * xs.plane()];
+        col.par_chunks_mut(kh * kw * plane).with_min_len(min_len(kh * kw * plane)).enumerate().for_each(|(c, dst)| {
+            let channel = &src[c * xs.plane()..(c + 1) * xs.plane()];
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let row = &mut dst[(ky * kw + kx) * plane..(ky * kw + kx + 1) * plane];
+                    for oy in 0..ys.h {
+                        let out = &mut row[oy * ys.w..(oy + 1) * ys.w];
+                        let iy = (oy + ky) as isize - ph as isize;
+                        if iy < 0 || iy >= xs.h as isize {
+                            out.fill(0.0);
+                            continue;
+                        }
+                        let line = &channel[iy as usize * xs.w..(iy as usize + 1) * xs.w];
+                        for (ox, o) in out.iter_mut().enumerate() {
+                            let ix = (ox + kx) as isize - pw as isize;
+                            *o = if ix < 0 || ix >= xs.w as isize { 0.0 } else { line[ix as usize] };
+                        }
+                    }
+                }
+            }
+        });
+        let out = &mut y[b * co * plane..(b + 1) * co * plane];
+        matmul(co, plane, kk, Mat::rows(w, kk), Mat::rows(&col, plane), out, false, Threads::All);
+    }
+    (y, ys)
+}
+
 /// The gradient with respect to the input `x` (of shape `xs`) given the
 /// gradient `dy` of the output (of shape `ys`).
 pub fn backward_input(dy: &[f32], ys: Nchw, w: &[f32], xs: Nchw, g: Geometry) -> Vec<f32> {
@@ -156,6 +196,15 @@ fn gemm_forward(x: &[f32], xs: Nchw, w: &[f32], co: usize, g: Geometry, ys: Nchw
     let kk = xs.c * g.k * g.k;
     let plane = ys.plane();
     let mut y = vec![0f32; ys.len()];
+    if g.k == 1 && g.stride == 1 && g.pad == 0 {
+        // a 1x1 convolution's im2col matrix is the input itself
+        for b in 0..xs.n {
+            let out = &mut y[b * co * plane..(b + 1) * co * plane];
+            let input = &x[b * xs.c * plane..(b + 1) * xs.c * plane];
+            matmul(co, plane, kk, Mat::rows(w, kk), Mat::rows(input, plane), out, false, Threads::All);
+        }
+        return y;
+    }
     let mut col = Scratch::take(kk * plane);
     for b in 0..xs.n {
         im2col(&x[b * xs.c * xs.plane()..(b + 1) * xs.c * xs.plane()], xs, g, ys.h, ys.w, &mut col);
@@ -284,6 +333,39 @@ pub(crate) mod tests {
         let lhs = dot(&naive_forward(&x, xs, &w, co, g), &r);
         assert!((lhs - dot(&x, &dx)).abs() < 1e-3 * lhs.abs().max(1.0), "{expect:?}: <x, dX> {} vs {lhs}", dot(&x, &dx));
         assert!((lhs - dot(&w, &dw)).abs() < 1e-3 * lhs.abs().max(1.0), "{expect:?}: <w, dW> {} vs {lhs}", dot(&w, &dw));
+    }
+
+    #[test]
+    fn rectangular_kernels_match_a_naive_convolution() {
+        for (kernel, padding) in [([1, 7], [0, 3]), ([7, 1], [3, 0]), ([3, 1], [1, 0]), ([1, 3], [0, 2])] {
+            let xs = Nchw::new(2, 3, 9, 11);
+            let co = 4;
+            let x: Vec<f32> = (0..xs.len()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+            let w: Vec<f32> = (0..co * 3 * kernel[0] * kernel[1]).map(|i| ((i * 53 % 89) as f32 - 44.0) / 30.0).collect();
+            let (y, ys) = forward_rect(&x, xs, &w, co, kernel, padding);
+            let at = |n: usize, c: usize, yy: isize, xx: isize| {
+                if yy < 0 || xx < 0 || yy >= xs.h as isize || xx >= xs.w as isize { 0.0 } else { x[((n * xs.c + c) * xs.h + yy as usize) * xs.w + xx as usize] }
+            };
+            for n in 0..2 {
+                for o in 0..co {
+                    for oy in 0..ys.h {
+                        for ox in 0..ys.w {
+                            let mut want = 0f32;
+                            for c in 0..3 {
+                                for ky in 0..kernel[0] {
+                                    for kx in 0..kernel[1] {
+                                        let wv = w[((o * 3 + c) * kernel[0] + ky) * kernel[1] + kx];
+                                        want += wv * at(n, c, (oy + ky) as isize - padding[0] as isize, (ox + kx) as isize - padding[1] as isize);
+                                    }
+                                }
+                            }
+                            let got = y[((n * co + o) * ys.h + oy) * ys.w + ox];
+                            assert!((got - want).abs() < 1e-4, "{kernel:?} {padding:?}: {got} vs {want}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

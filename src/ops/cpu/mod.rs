@@ -17,6 +17,7 @@ pub mod conv;
 pub mod gemm;
 pub mod norm;
 pub mod pad;
+pub mod pool;
 mod scratch;
 mod winograd;
 mod direct;

@@ -22,6 +22,7 @@ CASES = [  # (our case, PyTorch command)
     ("forward256x4", [os.path.join(HERE, "reference_timing.py"), "forward", "--size", "256", "--batch", "4"]),
     ("train128", [os.path.join(HERE, "reference_timing.py"), "train", "--size", "128", "--iters", "3"]),
     ("train256", [os.path.join(HERE, "reference_timing.py"), "train", "--size", "256", "--iters", "3"]),
+    ("inception10", [os.path.join(HERE, "bench_inception.py"), "--batch", "10"]),  # pytorch-fid's network
 ]
 
 
@@ -38,6 +39,8 @@ def pytorch(cmd, repeats):
         return row["median_s"], None
     if "forward" in cmd:
         cmd += ["--iters", str(repeats)]
+    if "--batch" in cmd and "bench_inception.py" in cmd[1]:
+        cmd += ["--repeats", str(repeats)]
     row = json_line(cmd)
     return row["median_s"], row["peak_rss_mib"]
 
@@ -47,7 +50,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cyclegan", default=os.path.join(ROOT, "target", "release", "cyclegan"))
-    ap.add_argument("--cases", default=",".join(c for c, _ in CASES))
+    ap.add_argument("--cases", default=",".join(c for c, _ in CASES[:4]))
     a = ap.parse_args()
     wanted = a.cases.split(",")
     results = {c: {"ours": [], "ours_mem": [], "torch": [], "torch_mem": []} for c in wanted}
@@ -55,7 +58,7 @@ def main():
         for case, cmd in CASES:
             if case not in wanted:
                 continue
-            reps = a.repeats if case.startswith("forward") else max(3, a.repeats // 2)
+            reps = a.repeats if case.startswith(("forward", "inception")) else max(3, a.repeats // 2)
             ours = json_line([a.cyclegan, "bench", "--json", "--cases", case, "--repeats", str(reps)])
             results[case]["ours"].append(ours["median_s"])
             results[case]["ours_mem"].append(ours["peak_rss_mib"])

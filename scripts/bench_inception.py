@@ -3,7 +3,7 @@ median of REPEATS runs after one warm-up, a batch of N random 299x299 images.
 
     ~/.venvs/torchref/bin/python scripts/bench_inception.py --batch 10 --repeats 3
 """
-import argparse, statistics, time
+import argparse, json, resource, statistics, time
 
 import torch
 import pytorch_fid.inception as pfi
@@ -35,3 +35,4 @@ with torch.no_grad():
         t = time.perf_counter(); model(x); times.append(time.perf_counter() - t)
 m = statistics.median(times[1:])
 print(f"pytorch-fid inception{a.batch}: median {m:.3f} s, {a.batch / m:.2f} images/s, torch {torch.__version__}, {a.threads} threads")
+print(json.dumps({"median_s": m, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

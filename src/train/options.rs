@@ -166,7 +166,7 @@ pub struct TrainOptions {
     #[arg(long, requires = "eval_a")]
     pub eval_freq: Option<u64>,
     /// pytorch-fid's Inception weights for --eval-a/--eval-b (found or fetched when left out, as by `cyclegan eval`).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", requires = "eval_a")]
     pub inception: Option<PathBuf>,
     /// Where tensors live.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]

@@ -23,6 +23,7 @@ CASES = [  # (our case, PyTorch command)
     ("train128", [os.path.join(HERE, "reference_timing.py"), "train", "--size", "128", "--iters", "3"]),
     ("train256", [os.path.join(HERE, "reference_timing.py"), "train", "--size", "256", "--iters", "3"]),
     ("inception10", [os.path.join(HERE, "bench_inception.py"), "--batch", "10"]),  # pytorch-fid's network
+    ("inception50", [os.path.join(HERE, "bench_inception.py"), "--batch", "50"]),  # at its default batch size
 ]
 
 

@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Tensor, TensorData};
 use image::RgbImage;
 
 use super::inception::{FEATURES, INPUT_SIZE, Inception};
@@ -58,7 +57,7 @@ pub fn extract(
     let flush = |inputs: &mut Vec<f32>, features: &mut Vec<f32>| {
         let n = inputs.len() / per_image;
         if n > 0 {
-            features.extend(features_of(net, std::mem::take(inputs), n));
+            features.extend(net.features(std::mem::take(inputs), n));
         }
     };
     for image in images {
@@ -80,12 +79,6 @@ pub fn extract(
 /// Features of image files, read as pytorch-fid reads them.
 pub fn extract_files(net: &Inception, files: &[PathBuf], batch: usize, progress: &mut dyn FnMut(usize)) -> Extracted {
     extract(net, files.iter().map(|p| load(p)), batch, progress)
-}
-
-/// Features of `n` prepared images (`[n, 3, 299, 299]` values in `[-1, 1]`).
-pub fn features_of(net: &Inception, inputs: Vec<f32>, n: usize) -> Vec<f32> {
-    let x = Tensor::<4>::from_data(TensorData::new(inputs, [n, 3, INPUT_SIZE, INPUT_SIZE]), net.device());
-    net.forward(x).into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 features")
 }
 
 /// One file as 8-bit RGB: alpha dropped, gray repeated (PIL's `convert('RGB')`).

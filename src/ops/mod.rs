@@ -15,7 +15,7 @@ mod extension;
 use std::sync::OnceLock;
 
 use burn::backend::{Dispatch, DispatchDevice};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 
 use extension::CpuKernels;
 
@@ -62,60 +62,10 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, stride: 
     add_bias(y, bias)
 }
 
-/// Convolution with a `kh x kw` kernel, stride 1 and zero padding `[ph, pw]`,
-/// for inference (no gradient): Inception's rectangular layers. On flex
-/// without autodiff it runs the im2col + GEMM kernel; elsewhere burn's conv.
-pub fn conv2d_rect(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, padding: [usize; 2]) -> Tensor<4> {
-    let [co, _, kh, kw] = weight.dims();
-    if !raw_flex(&x) {
-        let options = burn::tensor::ops::ConvOptions::new([1, 1], padding, [1, 1], 1);
-        return burn::tensor::module::conv2d(x, weight, Some(bias), options);
-    }
-    let device = x.device();
-    let (xv, xs) = raw(x);
-    let wv = weight.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data");
-    let (y, ys) = cpu::conv::forward_rect(&xv, xs, &wv, co, [kh, kw], padding);
-    add_bias(Tensor::from_data(TensorData::new(y, ys.dims()), &device), Some(bias))
-}
-
-/// Whether `x` is an inference tensor on flex in f32 that the raw kernels take.
-fn raw_flex(x: &Tensor<4>) -> bool {
-    fast_kernels_enabled() && x.dtype() == burn::tensor::DType::F32 && matches!(x.device().as_dispatch(), DispatchDevice::Flex(_))
-}
-
-/// The values and shape of an f32 tensor.
-fn raw(x: Tensor<4>) -> (Vec<f32>, cpu::Nchw) {
-    let [n, c, h, w] = x.dims();
-    (x.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data"), cpu::Nchw::new(n, c, h, w))
-}
-
-/// 3x3 max pool with `stride` and `padding` (padding never wins), for inference.
-pub fn max_pool3x3(x: Tensor<4>, stride: usize, padding: usize) -> Tensor<4> {
-    if !raw_flex(&x) {
-        let mut o = burn::tensor::ops::MaxPoolOptions::new([3, 3]);
-        o.stride = [stride; 2];
-        o.padding = [(padding, padding); 2];
-        return burn::tensor::module::max_pool2d(x, o);
-    }
-    let device = x.device();
-    let (xv, xs) = raw(x);
-    let (y, ys) = cpu::pool::max3x3(&xv, xs, stride, padding);
-    Tensor::from_data(TensorData::new(y, ys.dims()), &device)
-}
-
-/// 3x3 average pool, stride 1, padding 1, over the pixels inside the image
-/// (`count_include_pad=False`, TensorFlow's way), for inference.
-pub fn avg_pool3x3_same(x: Tensor<4>) -> Tensor<4> {
-    if !raw_flex(&x) {
-        let mut o = burn::tensor::ops::AvgPoolOptions::new([3, 3]);
-        o.stride = [1, 1];
-        o.padding = [(1, 1); 2];
-        o.count_include_pad = false;
-        return burn::tensor::module::avg_pool2d(x, o);
-    }
-    let device = x.device();
-    let (xv, xs) = raw(x);
-    Tensor::from_data(TensorData::new(cpu::pool::avg3x3_same(&xv, xs), xs.dims()), &device)
+/// Whether inference on `device` can run on the CPU kernels' plain
+/// buffers directly (flex without autodiff, and the kernels not switched off).
+pub(crate) fn raw_kernels(device: &burn::tensor::Device) -> bool {
+    fast_kernels_enabled() && matches!(device.as_dispatch(), DispatchDevice::Flex(_))
 }
 
 /// Transposed convolution (weight `[in, out, k, k]`, as PyTorch and burn store it).

@@ -16,7 +16,8 @@ use crate::evaluate::psnr_from_mse;
 use crate::nets::{GeneratorArch, GeneratorConfig, Initializer};
 use crate::rng::Rng;
 use crate::train::options::TrainOptions;
-use crate::train::step::Trainer;
+use crate::train::method::Method;
+use crate::train::trainer::Trainer;
 use crate::translate::Precision;
 
 /// What one case measures.
@@ -24,8 +25,8 @@ use crate::translate::Precision;
 pub enum Case {
     /// Generator forward (inference) at `size` px, `batch` images, in `precision`.
     Forward { size: usize, batch: usize, precision: Precision },
-    /// One full training iteration at `size` px, batch 1.
-    Train { size: usize },
+    /// One full training iteration of `method` at `size` px, batch 1.
+    Train { size: usize, method: Method },
     /// pytorch-fid's Inception v3 on a batch of `batch` 299x299 images (FID's feature pass).
     Inception { batch: usize },
 }
@@ -41,12 +42,13 @@ impl Case {
                 };
                 format!("forward{size}{batch}{precision}")
             }
-            Case::Train { size } => format!("train{size}"),
+            Case::Train { size, method: Method::CycleGan } => format!("train{size}"),
+            Case::Train { size, method } => format!("train{size}-{}", method.name()),
             Case::Inception { batch } => format!("inception{batch}"),
         }
     }
 
-    /// `forwardSIZE[xBATCH][-bf16|-f16]`, `trainSIZE` or `inceptionBATCH`.
+    /// `forwardSIZE[xBATCH][-bf16|-f16]`, `trainSIZE[-cut|-fastcut]` or `inceptionBATCH`.
     pub fn parse(name: &str) -> Option<Self> {
         if let Some(rest) = name.strip_prefix("forward") {
             let (rest, precision) = match rest.split_once('-') {
@@ -59,7 +61,12 @@ impl Case {
         if let Some(batch) = name.strip_prefix("inception") {
             return batch.parse().ok().filter(|&b| b > 0).map(|batch| Case::Inception { batch });
         }
-        name.strip_prefix("train").and_then(|s| s.parse().ok()).map(|size| Case::Train { size })
+        let rest = name.strip_prefix("train")?;
+        let (size, method) = match rest.split_once('-') {
+            Some((size, method)) => (size, <Method as clap::ValueEnum>::from_str(method, true).ok()?),
+            None => (rest, Method::CycleGan),
+        };
+        size.parse().ok().map(|size| Case::Train { size, method })
     }
 
     /// Images per run, for a forward case (its throughput is this over the time).
@@ -76,8 +83,8 @@ impl Case {
             Case::Forward { size: 256, batch: 1, precision: Precision::F32 },
             Case::Forward { size: 256, batch: 4, precision: Precision::F32 },
             Case::Forward { size: 256, batch: 1, precision: Precision::Bf16 },
-            Case::Train { size: 128 },
-            Case::Train { size: 256 },
+            Case::Train { size: 128, method: Method::CycleGan },
+            Case::Train { size: 256, method: Method::CycleGan },
         ]
     }
 }
@@ -146,10 +153,12 @@ pub fn measure(case: Case, repeats: usize, device: &Device) -> Measurement {
                 .skip(1)
                 .collect()
         }
-        Case::Train { size } => {
+        Case::Train { size, method } => {
             let ad = device.clone().autodiff();
-            // The official defaults: resnet_9blocks, basic D, LSGAN, pool 50.
-            let mut trainer = Trainer::new(&TrainOptions::default(), &Initializer::default(), &mut rng, &ad);
+            // Each method's official defaults: resnet_9blocks, basic D, LSGAN;
+            // CycleGAN's pool of 50; CUT's netF of 256 and 256 patches per layer.
+            let opts = TrainOptions { model: method, ..TrainOptions::default() };
+            let mut trainer = Trainer::new(&opts, &opts.initializer(), &mut rng, &ad);
             let a = Tensor::<4>::random([1, 3, size, size], Distribution::Uniform(-1.0, 1.0), &ad);
             let b = Tensor::<4>::random([1, 3, size, size], Distribution::Uniform(-1.0, 1.0), &ad);
             (0..=repeats)

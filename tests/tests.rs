@@ -5,6 +5,7 @@ mod util;
 mod checkpoints;
 mod cli;
 mod crafted;
+mod cut;
 mod eval;
 mod parity;
 mod train;

@@ -10,7 +10,7 @@ use cyclegan::checkpoint;
 use cyclegan::nets::{DiscriminatorArch, DiscriminatorConfig, Initializer, NamedTensors, Slot};
 use cyclegan::rng::Rng;
 use cyclegan::train::losses::gradient_penalty;
-use cyclegan::train::step::Losses;
+use cyclegan::train::cyclegan::LOSS_NAMES;
 use serde_json::Value;
 
 use crate::util::{Fixture, assert_close, bin, dataset, fixture, floats, losses, run, tmp};
@@ -38,7 +38,7 @@ fn check_parity(mode: &str) {
     let reference = reference["steps"].as_array().unwrap();
     assert_eq!((ours.len(), reference.len()), (3, 3), "logged steps: ours, PyTorch's");
     for (i, (o, r)) in ours.iter().zip(reference).enumerate() {
-        for name in Losses::NAMES {
+        for name in LOSS_NAMES {
             let (o, r) = (o[name].as_f64().unwrap(), r[name].as_f64().unwrap());
             let rel = (o - r).abs() / r.abs();
             assert!(rel < 1e-4, "{mode} step {} {name}: ours {o}, PyTorch {r} (relative {rel:.2e})", i + 1);
@@ -147,7 +147,7 @@ fn killed_and_resumed_run_matches_uninterrupted_run() {
     assert_eq!((want.len(), got.len()), (ITERS as usize, ITERS as usize), "logged iterations: straight, killed at {at}");
     for (w, g) in want.iter().zip(&got) {
         assert_eq!(w["iter"], g["iter"]);
-        for name in Losses::NAMES {
+        for name in LOSS_NAMES {
             let (wv, gv) = (w[name].as_f64().unwrap(), g[name].as_f64().unwrap());
             assert!((wv - gv).abs() <= 1e-6 * wv.abs().max(1.0), "iteration {}: {name} {gv} vs {wv} (killed at {at})", g["iter"]);
         }

@@ -73,6 +73,22 @@ pub fn assert_close(what: &str, got: &TensorData, want: &TensorData, tol: f64) {
     assert!(err < tol, "{what}: relative L2 error {err:.3e} over {tol:.0e}");
 }
 
+/// A parameter's gradient against the fixture's `grad.<key>`, to `tol`
+/// relative L2. A conv bias followed by instance norm has an exactly zero
+/// gradient (the norm removes the mean) and both sides hold rounding noise
+/// only: that noise is measured against the layer's weight gradient instead.
+pub fn assert_param_grad(what: &str, fx: &Fixture, key: &str, got: &TensorData, tol: f64) {
+    let norm = |key: &str| floats(&fx.data(&format!("grad.{key}"))).iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+    let want = fx.data(&format!("grad.{key}"));
+    let sibling = key.strip_suffix(".bias").map(|p| norm(&format!("{p}.weight"))).unwrap_or(0.0);
+    if norm(key) < 1e-4 * sibling {
+        let err = floats(got).iter().zip(floats(&want)).map(|(a, b)| (*a as f64 - b as f64).powi(2)).sum::<f64>().sqrt() / sibling;
+        assert!(err < tol, "{what}: error {err:.3e} of the weight gradient's norm");
+    } else {
+        assert_close(what, got, &want, tol);
+    }
+}
+
 /// The `cyclegan` binary built for this test run.
 pub fn bin() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_cyclegan"))

@@ -112,10 +112,20 @@ fn infer_resnet(dict: &StateDict) -> Result<GeneratorConfig, String> {
         6 => GeneratorArch::Resnet6Blocks,
         n => return Err(format!("a ResNet generator with {n} blocks is not an official architecture (6 or 9)")),
     };
-    let first = blocks[0];
+    let (first, last) = (blocks[0], blocks[blocks.len() - 1]);
     let dropout = !dict.contains(&format!("model.{first}.conv_block.5.weight"))
         && dict.contains(&format!("model.{first}.conv_block.6.weight"));
-    let head = shape(dict, &format!("model.{}.weight", 10 + blocks.len() + 7))?;
+    // CUT's anti-aliasing blurs keep their filters as `model.N.filt`: before
+    // the blocks on the way down, after them on the way up. Each takes one
+    // more index per stage.
+    let filters: Vec<usize> = dict
+        .keys()
+        .filter_map(|k| k.strip_prefix("model.")?.strip_suffix(".filt")?.parse().ok())
+        .collect();
+    let antialias = filters.iter().any(|&i| i < first);
+    let antialias_up = filters.iter().any(|&i| i > last);
+    let up_stage = if antialias_up { 4 } else { 3 };
+    let head = shape(dict, &format!("model.{}.weight", last + 1 + 2 * up_stage + 1))?;
     Ok(GeneratorConfig {
         arch,
         input_nc: stem[1],
@@ -123,6 +133,8 @@ fn infer_resnet(dict: &StateDict) -> Result<GeneratorConfig, String> {
         ngf: stem[0],
         norm: infer_norm(dict, "model.2", "model.1.bias"),
         dropout,
+        antialias,
+        antialias_up,
     })
 }
 
@@ -143,6 +155,8 @@ fn infer_unet(dict: &StateDict) -> Result<GeneratorConfig, String> {
         norm: infer_norm(dict, "model.model.1.model.2", "model.model.0.bias"),
         // Dropout has no parameters and sits last in its block: the keys cannot show it.
         dropout: false,
+        antialias: false,
+        antialias_up: false,
     })
 }
 
@@ -156,12 +170,16 @@ fn infer_patchgan(dict: &StateDict) -> Result<DiscriminatorConfig, String> {
         })
         .count();
     let n_layers = convs.checked_sub(2).filter(|&n| n >= 1).ok_or("a PatchGAN needs at least three convs")?;
+    // CUT's anti-aliased PatchGAN has its first blur at index 2, which shifts the first stage by one.
+    let antialias = dict.contains("model.2.filt");
+    let norm = if antialias { infer_norm(dict, "model.4", "model.3.bias") } else { infer_norm(dict, "model.3", "model.2.bias") };
     Ok(DiscriminatorConfig {
         arch: if n_layers == 3 { DiscriminatorArch::Basic } else { DiscriminatorArch::NLayers },
         input_nc: first[1],
         ndf: first[0],
         n_layers,
-        norm: infer_norm(dict, "model.3", "model.2.bias"),
+        norm,
+        antialias,
     })
 }
 
@@ -173,5 +191,6 @@ fn infer_pixelgan(dict: &StateDict) -> Result<DiscriminatorConfig, String> {
         ndf: first[0],
         n_layers: 3,
         norm: infer_norm(dict, "net.3", "net.2.bias"),
+        antialias: false,
     })
 }

@@ -6,7 +6,12 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::nets::{ConfigError, DiscriminatorArch, DiscriminatorConfig, GeneratorArch, GeneratorConfig, NormKind};
+use clap::ValueEnum;
+
+use crate::nets::{
+    ConfigError, DiscriminatorArch, DiscriminatorConfig, GeneratorArch, GeneratorConfig, NormKind, PatchFeatures, PatchSamplerConfig,
+};
+use crate::train::method::Method;
 
 /// Marks a file as ours and versions the metadata layout.
 const FORMAT_KEY: &str = "cyclegan";
@@ -44,6 +49,8 @@ impl Direction {
 pub enum NetConfig {
     Generator(GeneratorConfig),
     Discriminator(DiscriminatorConfig),
+    /// CUT's netF.
+    PatchSampler(PatchSamplerConfig),
 }
 
 impl NetConfig {
@@ -52,6 +59,7 @@ impl NetConfig {
         match self {
             Self::Generator(g) => g.validate(),
             Self::Discriminator(d) => d.validate(),
+            Self::PatchSampler(f) => f.validate(),
         }
     }
 }
@@ -61,6 +69,8 @@ impl NetConfig {
 pub struct NetInfo {
     pub config: NetConfig,
     pub direction: Option<Direction>,
+    /// The training method that made it (files written before CUT do not say).
+    pub model: Option<Method>,
 }
 
 impl NetInfo {
@@ -76,6 +86,8 @@ impl NetInfo {
                 m.insert("ngf".into(), g.ngf.to_string());
                 m.insert("norm".into(), g.norm.name().into());
                 m.insert("dropout".into(), g.dropout.to_string());
+                m.insert("antialias".into(), g.antialias.to_string());
+                m.insert("antialias_up".into(), g.antialias_up.to_string());
             }
             NetConfig::Discriminator(d) => {
                 m.insert("net".into(), "discriminator".into());
@@ -84,7 +96,17 @@ impl NetInfo {
                 m.insert("ndf".into(), d.ndf.to_string());
                 m.insert("n_layers".into(), d.n_layers.to_string());
                 m.insert("norm".into(), d.norm.name().into());
+                m.insert("antialias".into(), d.antialias.to_string());
             }
+            NetConfig::PatchSampler(f) => {
+                m.insert("net".into(), "patch_sampler".into());
+                m.insert("netF".into(), f.kind.name().into());
+                m.insert("nc".into(), f.nc.to_string());
+                m.insert("channels".into(), f.channels.iter().map(usize::to_string).collect::<Vec<_>>().join(","));
+            }
+        }
+        if let Some(model) = self.model {
+            m.insert("model".into(), model.name().into());
         }
         if let Some(dir) = self.direction {
             m.insert("direction".into(), dir.name().into());
@@ -103,7 +125,9 @@ impl NetInfo {
         let num = |k: &str| -> Result<usize, String> {
             get(k)?.parse().map_err(|_| format!("metadata '{k}' is not a number"))
         };
-        let norm = NormKind::from_name(get("norm")?).ok_or_else(|| format!("unknown norm '{}'", get("norm").unwrap()))?;
+        // written since CUT; files from before have no anti-aliasing
+        let flag = |k: &str| m.get(k).is_some_and(|v| v == "true");
+        let norm = || NormKind::from_name(get("norm")?).ok_or_else(|| format!("unknown norm '{}'", get("norm").unwrap()));
         let config = match get("net")? {
             "generator" => NetConfig::Generator(GeneratorConfig {
                 arch: GeneratorArch::from_name(get("arch")?)
@@ -111,8 +135,10 @@ impl NetInfo {
                 input_nc: num("input_nc")?,
                 output_nc: num("output_nc")?,
                 ngf: num("ngf")?,
-                norm,
+                norm: norm()?,
                 dropout: get("dropout")? == "true",
+                antialias: flag("antialias"),
+                antialias_up: flag("antialias_up"),
             }),
             "discriminator" => NetConfig::Discriminator(DiscriminatorConfig {
                 arch: DiscriminatorArch::from_name(get("arch")?)
@@ -120,9 +146,22 @@ impl NetInfo {
                 input_nc: num("input_nc")?,
                 ndf: num("ndf")?,
                 n_layers: num("n_layers")?,
-                norm,
+                norm: norm()?,
+                antialias: flag("antialias"),
+            }),
+            "patch_sampler" => NetConfig::PatchSampler(PatchSamplerConfig {
+                kind: PatchFeatures::from_name(get("netF")?).ok_or_else(|| format!("unknown netF '{}'", get("netF").unwrap()))?,
+                nc: num("nc")?,
+                channels: get("channels")?
+                    .split(',')
+                    .map(|c| c.parse().map_err(|_| "metadata 'channels' is not a list of numbers".to_string()))
+                    .collect::<Result<_, _>>()?,
             }),
             other => return Err(format!("unknown network kind '{other}'")),
+        };
+        let model = match m.get("model") {
+            None => None,
+            Some(name) => Some(Method::from_str(name, false).map_err(|_| format!("unknown model '{name}'"))?),
         };
         let direction = match m.get("direction").map(String::as_str) {
             None => None,
@@ -130,7 +169,7 @@ impl NetInfo {
             Some("b2a") => Some(Direction::B2A),
             Some(other) => return Err(format!("unknown direction '{other}'")),
         };
-        Ok(Some(Self { config, direction }))
+        Ok(Some(Self { config, direction, model }))
     }
 }
 
@@ -148,8 +187,11 @@ mod tests {
                 ngf: 8,
                 norm: NormKind::InstanceAffine,
                 dropout: true,
+                antialias: false,
+                antialias_up: false,
             }),
             direction: Some(Direction::B2A),
+            model: None,
         };
         assert_eq!(NetInfo::from_metadata(&g.to_metadata()).unwrap(), Some(g));
         let d = NetInfo {
@@ -159,10 +201,18 @@ mod tests {
                 ndf: 16,
                 n_layers: 5,
                 norm: NormKind::Batch,
+                antialias: true,
             }),
             direction: None,
+            model: Some(Method::Cut),
         };
         assert_eq!(NetInfo::from_metadata(&d.to_metadata()).unwrap(), Some(d));
+        let f = NetInfo {
+            config: NetConfig::PatchSampler(PatchSamplerConfig { kind: PatchFeatures::MlpSample, channels: vec![3, 128, 256], nc: 256 }),
+            direction: None,
+            model: Some(Method::Fastcut),
+        };
+        assert_eq!(NetInfo::from_metadata(&f.to_metadata()).unwrap(), Some(f));
         assert_eq!(NetInfo::from_metadata(&HashMap::from([("format".into(), "pt".into())])).unwrap(), None);
     }
 }

@@ -65,7 +65,7 @@ pub fn read(path: &Path, config: Option<NetConfig>) -> Result<(StateDict, NetInf
                 Some(c) => c,
                 None => infer(&tensors).map_err(|e| Error::checkpoint(path, e))?,
             };
-            (tensors, NetInfo { config, direction: None })
+            (tensors, NetInfo { config, direction: None, model: None })
         }
     };
     info.config.validate().map_err(|e| Error::network(path, e))?;

@@ -85,7 +85,8 @@ impl StateDict {
     /// Load every tensor of `net` from this dict.
     ///
     /// Fails, changing nothing, unless the keys and shapes match exactly; the
-    /// message lists missing and unexpected keys and wrong shapes.
+    /// message lists missing and unexpected keys, wrong shapes and fixed
+    /// buffers with other values.
     pub fn load_into(mut self, net: &mut (impl NamedTensors + ?Sized)) -> Result<(), String> {
         let mut missing = Vec::new();
         let mut wrong = Vec::new();
@@ -95,7 +96,13 @@ impl StateDict {
             Some(data) if data.shape().to_vec() != slot.shape() => {
                 wrong.push(format!("{key}: file {:?}, network {:?}", data.shape().to_vec(), slot.shape()))
             }
-            Some(_) => {}
+            Some(data) => {
+                if let Slot::Fixed(want) = &slot
+                    && !same_values(data, want)
+                {
+                    wrong.push(format!("{key}: not the fixed filter this architecture uses"));
+                }
+            }
         });
         let mut expected = std::collections::HashSet::new();
         net.visit_named("", &mut |key, _| {
@@ -112,7 +119,7 @@ impl StateDict {
                 parts.push(format!("unexpected keys: {}", abbreviate(&unexpected)));
             }
             if !wrong.is_empty() {
-                parts.push(format!("wrong shapes: {}", abbreviate(&wrong)));
+                parts.push(format!("wrong tensors: {}", abbreviate(&wrong)));
             }
             return Err(parts.join("; "));
         }
@@ -122,6 +129,15 @@ impl StateDict {
             }
         });
         Ok(())
+    }
+}
+
+/// Whether two tensors hold the same values (to float rounding).
+fn same_values(a: &TensorData, b: &TensorData) -> bool {
+    let (a, b) = (a.clone().convert::<f32>(), b.clone().convert::<f32>());
+    match (a.as_slice::<f32>(), b.as_slice::<f32>()) {
+        (Ok(a), Ok(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-6 * y.abs().max(1.0)),
+        _ => false,
     }
 }
 
@@ -140,12 +156,13 @@ pub fn set_slot(slot: Slot<'_>, data: TensorData) {
     let data = data.convert_dtype(DType::F32);
     match slot {
         Slot::Weight(p) => replace(p, data),
+        Slot::Matrix(p) => replace(p, data),
         Slot::Vector(p, _) => replace(p, data),
         Slot::Running(r) => {
             let device = r.value_sync().device();
             *r = RunningState::new(Tensor::from_data(data, &device));
         }
-        Slot::Counter => {}
+        Slot::Counter | Slot::Fixed(_) => {}
     }
 }
 

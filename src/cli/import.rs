@@ -58,7 +58,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
         }
     };
     config.validate().map_err(|e| Error::network(&args.model, e))?;
-    let info = NetInfo { config: config.clone(), direction: args.direction };
+    let info = NetInfo { config: config.clone(), direction: args.direction, model: None };
     let device = burn::tensor::Device::flex();
     let mut rng = crate::rng::Rng::seed_from(0);
     let init = crate::nets::Initializer::ForLoading;
@@ -70,13 +70,19 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
             })?;
             checkpoint::save(&args.output, &net, &info)?;
             format!(
-                "{} generator (ngf {}, {} norm, {} -> {} channels{})",
+                "{} generator (ngf {}, {} norm, {} -> {} channels{}{})",
                 g.arch.name(),
                 g.ngf,
                 g.norm.name(),
                 g.input_nc,
                 g.output_nc,
-                if g.dropout { ", dropout" } else { "" }
+                if g.dropout { ", dropout" } else { "" },
+                match (g.antialias, g.antialias_up) {
+                    (true, true) => ", anti-aliased (CUT)",
+                    (true, false) => ", anti-aliased downsampling (CUT)",
+                    (false, true) => ", anti-aliased upsampling (CUT)",
+                    (false, false) => "",
+                }
             )
         }
         NetConfig::Discriminator(d) => {
@@ -86,6 +92,12 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
             })?;
             checkpoint::save(&args.output, &net, &info)?;
             format!("{} discriminator (ndf {}, {} norm, {} layers)", d.arch.name(), d.ndf, d.norm.name(), d.n_layers)
+        }
+        NetConfig::PatchSampler(f) => {
+            let mut net = f.init(&init, &mut rng, &device);
+            tensors.load_into(&mut net).map_err(|e| Error::checkpoint(&args.model, format!("does not fit CUT's netF: {e}")))?;
+            checkpoint::save(&args.output, &net, &info)?;
+            format!("CUT netF ({}, {} layers, nc {})", f.kind.name(), f.channels.len(), f.nc)
         }
     };
     println!("imported {what} -> {}", args.output.display());

@@ -5,7 +5,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::train::Event;
-use crate::train::step::Losses;
+use crate::train::trainer::Losses;
 
 #[derive(Default)]
 pub struct TrainProgress {
@@ -37,16 +37,16 @@ impl TrainProgress {
                     }
                 }
             }
-            Event::Evaluated { record: r, best } => self.print(&format!(
-                "evaluation at iteration {}: FID a2b {:.2} b2a {:.2} (mean {:.2}{}), KID a2b {:.4} b2a {:.4}",
-                r.iter,
-                r.fid_a2b,
-                r.fid_b2a,
-                r.fid_mean,
-                if best { ", best so far: checkpoints/best" } else { "" },
-                r.kid_a2b,
-                r.kid_b2a
-            )),
+            Event::Evaluated { record: r, best } => {
+                let best = if best { ", best so far: checkpoints/best" } else { "" };
+                self.print(&match (r.fid_b2a, r.kid_b2a) {
+                    (Some(fid_b2a), Some(kid_b2a)) => format!(
+                        "evaluation at iteration {}: FID a2b {:.2} b2a {fid_b2a:.2} (mean {:.2}{best}), KID a2b {:.4} b2a {kid_b2a:.4}",
+                        r.iter, r.fid_a2b, r.fid_mean, r.kid_a2b
+                    ),
+                    _ => format!("evaluation at iteration {}: FID a2b {:.2}{best}, KID a2b {:.4}", r.iter, r.fid_a2b, r.kid_a2b),
+                })
+            }
             Event::EpochEnd { epoch, epochs, iteration, lr, mean_g_loss, seconds } => {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();
@@ -74,5 +74,5 @@ impl TrainProgress {
 }
 
 fn short_losses(l: &Losses) -> String {
-    l.named().iter().map(|(k, v)| format!("{k} {v:.3}")).collect::<Vec<_>>().join(" ")
+    l.0.iter().map(|(k, v)| format!("{k} {v:.3}")).collect::<Vec<_>>().join(" ")
 }

@@ -52,6 +52,12 @@ impl Loader {
         }
     }
 
+    /// Augment samples queued from now on this way.
+    pub fn set_transforms(&mut self, transform_a: Transform, transform_b: Transform) {
+        self.transform_a = transform_a;
+        self.transform_b = transform_b;
+    }
+
     /// Queue these samples (dropping whatever was queued before).
     pub fn start(&mut self, samples: impl IntoIterator<Item = Sample>) {
         self.in_flight.clear();

@@ -29,6 +29,10 @@ pub enum ConfigError {
     Filters { what: &'static str, n: usize },
     #[error("n_layers is {0}: a PatchGAN has 1 to {MAX_LAYERS} strided layers")]
     Layers(usize),
+    #[error("{0} has no anti-aliased variant (only the ResNet generators and the PatchGAN do)")]
+    Antialias(&'static str),
+    #[error("{what} is {n}: it must be 1 to {max}")]
+    Width { what: &'static str, n: usize, max: usize },
 }
 
 impl ConfigError {
@@ -40,6 +44,8 @@ impl ConfigError {
             Self::Filters { what: "ngf", .. } => "--ngf",
             Self::Filters { .. } => "--ndf",
             Self::Layers(_) => "--n-layers-d",
+            Self::Antialias(_) => "--no-antialias",
+            Self::Width { .. } => "--netF-nc",
         }
     }
 }
@@ -107,6 +113,10 @@ impl GeneratorArch {
             Self::Resnet9Blocks | Self::Resnet6Blocks => 8,
             Self::Unet256 | Self::Unet128 => self.size_multiple(),
         }
+    }
+
+    pub fn is_resnet(self) -> bool {
+        matches!(self, Self::Resnet9Blocks | Self::Resnet6Blocks)
     }
 }
 
@@ -190,18 +200,49 @@ pub struct GeneratorConfig {
     pub ngf: usize,
     pub norm: NormKind,
     pub dropout: bool,
+    /// CUT's anti-aliased downsampling: stride-1 convolutions, each followed
+    /// by a blur with stride 2 (ResNet only; CycleGAN's networks have none).
+    #[serde(default)]
+    pub antialias: bool,
+    /// CUT's anti-aliased upsampling: a blur to twice the size, then a 3x3
+    /// convolution, instead of a transposed convolution.
+    #[serde(default)]
+    pub antialias_up: bool,
 }
 
 impl GeneratorConfig {
     pub fn new(arch: GeneratorArch) -> Self {
-        Self { arch, input_nc: 3, output_nc: 3, ngf: 64, norm: NormKind::Instance, dropout: false }
+        Self {
+            arch,
+            input_nc: 3,
+            output_nc: 3,
+            ngf: 64,
+            norm: NormKind::Instance,
+            dropout: false,
+            antialias: false,
+            antialias_up: false,
+        }
     }
 
     /// Whether this generator can be built and run on images.
     pub fn validate(&self) -> Result<(), ConfigError> {
         channels("input_nc", self.input_nc)?;
         channels("output_nc", self.output_nc)?;
-        filters("ngf", self.ngf)
+        filters("ngf", self.ngf)?;
+        if (self.antialias || self.antialias_up) && !self.arch.is_resnet() {
+            return Err(ConfigError::Antialias(self.arch.name()));
+        }
+        Ok(())
+    }
+
+    /// Indices of the official `nn.Sequential` (what CUT's `--nce-layers`
+    /// index); 0 for the U-Nets, whose layers are nested.
+    pub fn sequential_len(&self) -> usize {
+        match self.arch {
+            GeneratorArch::Resnet9Blocks => super::resnet::sequential_len(self, 9),
+            GeneratorArch::Resnet6Blocks => super::resnet::sequential_len(self, 6),
+            GeneratorArch::Unet256 | GeneratorArch::Unet128 => 0,
+        }
     }
 
     /// Build the network; `self` must have passed [`Self::validate`].
@@ -224,18 +265,27 @@ pub struct DiscriminatorConfig {
     /// Strided layers of the `n_layers` PatchGAN (3 for `basic`).
     pub n_layers: usize,
     pub norm: NormKind,
+    /// CUT's anti-aliased PatchGAN: stride-1 convolutions, each followed by a blur with stride 2.
+    #[serde(default)]
+    pub antialias: bool,
 }
 
 impl DiscriminatorConfig {
     pub fn new(arch: DiscriminatorArch) -> Self {
-        Self { arch, input_nc: 3, ndf: 64, n_layers: 3, norm: NormKind::Instance }
+        Self { arch, input_nc: 3, ndf: 64, n_layers: 3, norm: NormKind::Instance, antialias: false }
     }
 
     /// Whether this discriminator can be built and run on images.
     pub fn validate(&self) -> Result<(), ConfigError> {
         channels("input_nc", self.input_nc)?;
         filters("ndf", self.ndf)?;
-        if (1..=MAX_LAYERS).contains(&self.n_layers) { Ok(()) } else { Err(ConfigError::Layers(self.n_layers)) }
+        if !(1..=MAX_LAYERS).contains(&self.n_layers) {
+            return Err(ConfigError::Layers(self.n_layers));
+        }
+        if self.antialias && self.arch == DiscriminatorArch::Pixel {
+            return Err(ConfigError::Antialias("the pixel discriminator"));
+        }
+        Ok(())
     }
 
     /// Build the network; `self` must have passed [`Self::validate`].

@@ -2,12 +2,15 @@
 //! 70x70 one, `n_layers` sets its depth) and the 1x1 PixelGAN.
 //!
 //! Official keys: `model.{i}` for the PatchGAN (convs at 0, then every third
-//! index: `model.{0,2,5,8,11}` for `basic`), `net.{0,2,3,5}` for the PixelGAN.
+//! index: `model.{0,2,5,8,11}` for `basic`; CUT's anti-aliased one
+//! `model.{0,3,7,11,14}` with the blurs' `filt` at `model.{2,6,10}`),
+//! `net.{0,2,3,5}` for the PixelGAN.
 
 use burn::module::Module;
 use burn::tensor::activation::leaky_relu;
 use burn::tensor::{Device, Tensor};
 
+use super::blur::BlurDown;
 use super::init::Initializer;
 use super::layers::{Conv2d, Norm, leaky_relu_tangent};
 use super::named::{NamedTensors, Slot};
@@ -18,19 +21,23 @@ const LEAKY_SLOPE: f64 = 0.2;
 const KERNEL: usize = 4;
 const PAD: usize = 1;
 
-/// conv, norm, LeakyReLU(0.2).
+/// conv, norm, LeakyReLU(0.2), and in CUT's anti-aliased PatchGAN a blur with stride 2.
 #[derive(Module, Debug)]
 pub struct PatchStage {
     pub conv: Conv2d,
     pub norm: Norm,
+    pub blur: Option<BlurDown>,
 }
 
 /// PatchGAN: a stride-2 conv and LeakyReLU, `n_layers - 1` more stride-2
 /// stages, one stride-1 stage, and a 1-channel stride-1 conv; each output
 /// value judges one receptive-field patch (70x70 with `n_layers = 3`).
+/// Anti-aliased (CUT), every stride-2 conv becomes a stride-1 conv followed
+/// by a blur with stride 2 after its LeakyReLU.
 #[derive(Module, Debug)]
 pub struct NLayerDiscriminator {
     pub first: Conv2d,
+    pub first_blur: Option<BlurDown>,
     pub stages: Vec<PatchStage>,
     pub last: Conv2d,
 }
@@ -39,38 +46,53 @@ impl NLayerDiscriminator {
     pub fn new(cfg: &DiscriminatorConfig, n_layers: usize, init: &Initializer, rng: &mut Rng, device: &Device) -> Self {
         let ndf = cfg.ndf;
         let bias = cfg.norm.conv_bias();
-        let first = Conv2d::new([cfg.input_nc, ndf], KERNEL, 2, PAD, true, init, rng, device);
+        let down = if cfg.antialias { 1 } else { 2 };
+        let first = Conv2d::new([cfg.input_nc, ndf], KERNEL, down, PAD, true, init, rng, device);
+        let first_blur = cfg.antialias.then_some(BlurDown { channels: ndf });
         let mut stages = Vec::new();
         let mut mult = 1;
         for n in 1..=n_layers {
             let prev = mult;
             mult = (1 << n).min(8);
-            let stride = if n < n_layers { 2 } else { 1 };
+            let downsamples = n < n_layers;
             stages.push(PatchStage {
-                conv: Conv2d::new([ndf * prev, ndf * mult], KERNEL, stride, PAD, bias, init, rng, device),
+                conv: Conv2d::new([ndf * prev, ndf * mult], KERNEL, if downsamples { down } else { 1 }, PAD, bias, init, rng, device),
                 norm: Norm::new(cfg.norm, ndf * mult, init, rng, device),
+                blur: (downsamples && cfg.antialias).then_some(BlurDown { channels: ndf * mult }),
             });
         }
         let last = Conv2d::new([ndf * mult, 1], KERNEL, 1, PAD, true, init, rng, device);
-        Self { first, stages, last }
+        Self { first, first_blur, stages, last }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut x = leaky_relu(self.first.forward(x), LEAKY_SLOPE);
+        if let Some(blur) = &self.first_blur {
+            x = blur.forward(x);
+        }
         for stage in &self.stages {
             x = leaky_relu(stage.norm.forward(stage.conv.forward(x)), LEAKY_SLOPE);
+            if let Some(blur) = &stage.blur {
+                x = blur.forward(x);
+            }
         }
         self.last.forward(x)
     }
 
-    /// The output and its directional derivative along `dx`.
+    /// The output and its directional derivative along `dx` (the blurs are linear).
     pub fn forward_tangent(&self, x: Tensor<4>, dx: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let (x, dx) = self.first.forward_tangent(x, dx);
         let (mut x, mut dx) = leaky_relu_tangent(x, dx, LEAKY_SLOPE);
+        if let Some(blur) = &self.first_blur {
+            (x, dx) = (blur.forward(x), blur.forward(dx));
+        }
         for stage in &self.stages {
             let (y, dy) = stage.conv.forward_tangent(x, dx);
             let (y, dy) = stage.norm.forward_tangent(y, dy);
             (x, dx) = leaky_relu_tangent(y, dy, LEAKY_SLOPE);
+            if let Some(blur) = &stage.blur {
+                (x, dx) = (blur.forward(x), blur.forward(dx));
+            }
         }
         self.last.forward_tangent(x, dx)
     }
@@ -78,13 +100,22 @@ impl NLayerDiscriminator {
 
 impl NamedTensors for NLayerDiscriminator {
     fn visit_named(&mut self, prefix: &str, f: &mut dyn FnMut(String, Slot<'_>)) {
+        // conv, LeakyReLU (and blur), then conv, norm, LeakyReLU (and blur) per stage
         let m = key(prefix, "model");
         self.first.visit_named(&key(&m, 0), f);
         let mut i = 2;
+        if let Some(blur) = &mut self.first_blur {
+            blur.visit_named(&key(&m, i), f);
+            i += 1;
+        }
         for stage in &mut self.stages {
             stage.conv.visit_named(&key(&m, i), f);
             stage.norm.visit_named(&key(&m, i + 1), f);
             i += 3;
+            if let Some(blur) = &mut stage.blur {
+                blur.visit_named(&key(&m, i), f);
+                i += 1;
+            }
         }
         self.last.visit_named(&key(&m, i), f);
     }

@@ -48,12 +48,25 @@ impl Initializer {
     /// `[in, out, k, k]` for a transposed conv); PyTorch computes fans from the
     /// stored shape, dimension 1 being "fan in", and so do we.
     pub fn conv_weight(&self, shape: [usize; 4], rng: &mut Rng, device: &Device) -> Param<Tensor<4>> {
-        let Self::Random { kind, gain } = *self else { return Param::from_tensor(Tensor::zeros(shape, device)) };
-        let receptive = shape[2] * shape[3];
+        let values = self.draw(&shape, rng);
+        Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), device))
+    }
+
+    /// A linear layer's `[out, in]` matrix, drawn as a 1x1 convolution's kernel would be.
+    pub fn linear_weight(&self, shape: [usize; 2], rng: &mut Rng, device: &Device) -> Param<Tensor<2>> {
+        let values = self.draw(&shape, rng);
+        Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), device))
+    }
+
+    /// The values of a weight of `shape` (`[out, in, ...]` as PyTorch stores
+    /// it), drawn as `--init-type` says; zeros for [`Self::ForLoading`].
+    fn draw(&self, shape: &[usize], rng: &mut Rng) -> Vec<f32> {
+        let n = shape.iter().product::<usize>();
+        let Self::Random { kind, gain } = *self else { return vec![0.0; n] };
+        let receptive = shape[2..].iter().product::<usize>();
         let fan_in = shape[1] * receptive;
         let fan_out = shape[0] * receptive;
-        let n = shape.iter().product::<usize>();
-        let values: Vec<f32> = match kind {
+        match kind {
             InitType::Normal => (0..n).map(|_| rng.normal(0.0, gain) as f32).collect(),
             InitType::Xavier => {
                 let std = gain * (2.0 / (fan_in + fan_out) as f64).sqrt();
@@ -64,8 +77,7 @@ impl Initializer {
                 (0..n).map(|_| rng.normal(0.0, std) as f32).collect()
             }
             InitType::Orthogonal => orthogonal(shape[0], n / shape[0], gain, rng),
-        };
-        Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), device))
+        }
     }
 
     pub fn bias(&self, channels: usize, device: &Device) -> Param<Tensor<1>> {

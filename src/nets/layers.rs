@@ -57,7 +57,7 @@ impl NamedTensors for Conv2d {
     fn visit_named(&mut self, prefix: &str, f: &mut dyn FnMut(String, Slot<'_>)) {
         f(key(prefix, "weight"), Slot::Weight(&mut self.weight));
         if let Some(bias) = &mut self.bias {
-            f(key(prefix, "bias"), Slot::Vector(bias, SlotRole::ConvBias));
+            f(key(prefix, "bias"), Slot::Vector(bias, SlotRole::Bias));
         }
     }
 }
@@ -102,8 +102,33 @@ impl NamedTensors for ConvTranspose2d {
     fn visit_named(&mut self, prefix: &str, f: &mut dyn FnMut(String, Slot<'_>)) {
         f(key(prefix, "weight"), Slot::Weight(&mut self.weight));
         if let Some(bias) = &mut self.bias {
-            f(key(prefix, "bias"), Slot::Vector(bias, SlotRole::ConvBias));
+            f(key(prefix, "bias"), Slot::Vector(bias, SlotRole::Bias));
         }
+    }
+}
+
+/// `nn.Linear`: `y = x W^T + b`, `W` stored `[out, in]`.
+#[derive(Module, Debug)]
+pub struct Linear {
+    pub weight: Param<Tensor<2>>,
+    pub bias: Param<Tensor<1>>,
+}
+
+impl Linear {
+    pub fn new([c_in, c_out]: [usize; 2], init: &Initializer, rng: &mut Rng, device: &Device) -> Self {
+        Self { weight: init.linear_weight([c_out, c_in], rng, device), bias: init.bias(c_out, device) }
+    }
+
+    /// Rows of `x` `[n, in]` to `[n, out]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        x.matmul(self.weight.val().transpose()) + self.bias.val().unsqueeze_dim(0)
+    }
+}
+
+impl NamedTensors for Linear {
+    fn visit_named(&mut self, prefix: &str, f: &mut dyn FnMut(String, Slot<'_>)) {
+        f(key(prefix, "weight"), Slot::Matrix(&mut self.weight));
+        f(key(prefix, "bias"), Slot::Vector(&mut self.bias, SlotRole::Bias));
     }
 }
 

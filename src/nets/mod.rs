@@ -9,18 +9,22 @@
 //! [`DiscriminatorConfig`]); that config is also what a checkpoint's metadata
 //! records, so a file rebuilds its own network.
 
+mod blur;
 mod config;
 mod discriminator;
 mod init;
 mod layers;
 mod named;
+mod patch_sample;
 mod resnet;
 mod unet;
 
 pub use discriminator::{NLayerDiscriminator, PixelDiscriminator};
 pub use init::{InitType, Initializer};
-pub use layers::{Conv2d, ConvTranspose2d, Dropout, Norm, NormStats};
+pub use blur::{BlurDown, BlurUp};
+pub use layers::{Conv2d, ConvTranspose2d, Dropout, Linear, Norm, NormStats};
 pub use named::{NamedTensors, Slot, SlotRole};
+pub use patch_sample::{PatchFeatures, PatchSampler, PatchSamplerConfig};
 pub use resnet::{ResnetBlock, ResnetGenerator};
 pub use unet::{UnetBlock, UnetGenerator};
 pub use config::{
@@ -42,6 +46,16 @@ impl Generator {
     /// H and W must be multiples of the architecture's [`GeneratorArch::size_multiple`].
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.forward_with(x, &mut NormStats::PerImage)
+    }
+
+    /// The outputs of the official `nn.Sequential` at `layers` (CUT's
+    /// `netG(x, layers, encode_only=True)`). Only the ResNet generators have
+    /// such a sequence; CUT's options refuse the U-Nets before any is built.
+    pub fn features(&self, x: Tensor<4>, layers: &[usize]) -> Vec<Tensor<4>> {
+        match self {
+            Self::Resnet(g) => g.features(x, layers),
+            Self::Unet(_) => panic!("CUT's features come from a ResNet generator (TrainOptions::validate refuses U-Nets)"),
+        }
     }
 
     /// The forward pass with instance-norm statistics taken from `stats`.

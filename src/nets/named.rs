@@ -11,7 +11,8 @@ use burn::tensor::{Tensor, TensorData};
 /// What a one-dimensional tensor is for (weight init and checkpoint checks need to know).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SlotRole {
-    ConvBias,
+    /// A convolution's or linear layer's bias.
+    Bias,
     NormWeight,
     NormBias,
 }
@@ -20,6 +21,8 @@ pub enum SlotRole {
 pub enum Slot<'a> {
     /// A convolution kernel.
     Weight(&'a mut Param<Tensor<4>>),
+    /// A linear layer's `[out, in]` matrix.
+    Matrix(&'a mut Param<Tensor<2>>),
     /// A learned vector: a bias or a norm's scale or shift.
     Vector(&'a mut Param<Tensor<1>>, SlotRole),
     /// Batch norm's running mean or variance: state, not trained by the optimiser.
@@ -27,6 +30,9 @@ pub enum Slot<'a> {
     /// Batch norm's `num_batches_tracked`: written for PyTorch's sake, never read
     /// (it only matters with `momentum=None`, which the official code does not use).
     Counter,
+    /// A buffer the architecture fixes (the anti-aliasing filters): written
+    /// with the network, and a file holding another value is refused.
+    Fixed(TensorData),
 }
 
 impl Slot<'_> {
@@ -34,9 +40,11 @@ impl Slot<'_> {
     pub fn data(&self) -> TensorData {
         match self {
             Slot::Weight(p) => p.val().into_data(),
+            Slot::Matrix(p) => p.val().into_data(),
             Slot::Vector(p, _) => p.val().into_data(),
             Slot::Running(r) => r.value_sync().into_data(),
             Slot::Counter => TensorData::new(vec![0i64], Vec::<usize>::new()),
+            Slot::Fixed(data) => data.clone(),
         }
     }
 
@@ -44,9 +52,11 @@ impl Slot<'_> {
     pub fn shape(&self) -> Vec<usize> {
         match self {
             Slot::Weight(p) => p.dims().to_vec(),
+            Slot::Matrix(p) => p.dims().to_vec(),
             Slot::Vector(p, _) => p.dims().to_vec(),
             Slot::Running(r) => r.value_sync().dims().to_vec(),
             Slot::Counter => Vec::new(),
+            Slot::Fixed(data) => data.shape().to_vec(),
         }
     }
 }

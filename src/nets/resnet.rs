@@ -7,22 +7,40 @@
 //! `resnet_9blocks` the convs are `model.1`, `model.4`, `model.7`, the blocks
 //! `model.10`..`model.18`, the transposed convs `model.19`, `model.22` and the
 //! head `model.26`.
+//!
+//! CUT's variant (Park et al. 2020) is anti-aliased: each downsampling conv
+//! has stride 1 and a blur with stride 2 after its ReLU, each upsampling
+//! stage is a blur to twice the size and then a 3x3 conv. The blurs take
+//! indices too (`model.7.filt`, `model.11.filt`, `model.21.filt`,
+//! `model.25.filt` for 9 blocks), and CUT reads features at indices of this
+//! sequence ([`ResnetGenerator::features`]).
 
 use burn::module::Module;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::blur::{BlurDown, BlurUp};
 use super::init::Initializer;
 use super::layers::{Conv2d, ConvTranspose2d, Dropout, Norm, NormStats, reflect_pad};
 use super::named::{NamedTensors, Slot};
 use super::{GeneratorConfig, key};
 use crate::rng::Rng;
 
-/// Sequential indices taken by the stem (pad, conv, norm, relu) and by each
-/// down/upsampling stage (conv, norm, relu).
+/// Sequential indices taken by the stem (pad, conv, norm, relu), by each
+/// down/upsampling stage (conv, norm, relu; one more for an anti-aliasing
+/// blur) and by the head (pad, conv, tanh).
 const STEM_LEN: usize = 4;
 const STAGE_LEN: usize = 3;
+const HEAD_LEN: usize = 3;
 const N_SAMPLING: usize = 2;
+
+/// How many indices the official `nn.Sequential` of this generator has (the
+/// largest index CUT's `nce_layers` may name is one less).
+pub fn sequential_len(cfg: &GeneratorConfig, n_blocks: usize) -> usize {
+    let down = STAGE_LEN + usize::from(cfg.antialias);
+    let up = STAGE_LEN + usize::from(cfg.antialias_up);
+    STEM_LEN + N_SAMPLING * down + n_blocks + N_SAMPLING * up + HEAD_LEN
+}
 
 /// `x + conv_block(x)`, where `conv_block` is
 /// `[pad, conv, norm, relu, (dropout), pad, conv, norm]`.
@@ -67,17 +85,43 @@ impl NamedTensors for ResnetBlock {
     }
 }
 
-/// A convolution (or transposed one), its norm and a ReLU.
+/// A downsampling stage: a 3x3 convolution (stride 2, or stride 1 followed by
+/// the blur when anti-aliased), its norm and a ReLU.
 #[derive(Module, Debug)]
 pub struct DownStage {
     pub conv: Conv2d,
     pub norm: Norm,
+    pub blur: Option<BlurDown>,
 }
 
+impl DownStage {
+    /// Sequential indices it takes: conv, norm, relu (and the blur).
+    fn len(&self) -> usize {
+        STAGE_LEN + usize::from(self.blur.is_some())
+    }
+}
+
+/// The convolution of an upsampling stage.
+#[derive(Module, Debug)]
+pub enum UpConv {
+    /// CycleGAN: a 3x3 transposed convolution with stride 2.
+    Transposed(ConvTranspose2d),
+    /// CUT's anti-aliased stage: a 3x3 convolution after the blur to twice the size.
+    AfterBlur(Conv2d),
+}
+
+/// An upsampling stage: (the blur,) the convolution, its norm and a ReLU.
 #[derive(Module, Debug)]
 pub struct UpStage {
-    pub conv: ConvTranspose2d,
+    pub blur: Option<BlurUp>,
+    pub conv: UpConv,
     pub norm: Norm,
+}
+
+impl UpStage {
+    fn len(&self) -> usize {
+        STAGE_LEN + usize::from(self.blur.is_some())
+    }
 }
 
 #[derive(Module, Debug)]
@@ -90,6 +134,31 @@ pub struct ResnetGenerator {
     pub head: Conv2d,
 }
 
+/// Which outputs of the official `nn.Sequential` to keep (CUT's `nce_layers`),
+/// and whether to stop after the last (`encode_only`).
+struct Taps<'a> {
+    layers: &'a [usize],
+    feats: Vec<Tensor<4>>,
+    encode_only: bool,
+}
+
+impl Taps<'_> {
+    /// Keep `x` as the output of index `i` if asked for; true when the walk may stop.
+    fn at(&mut self, i: usize, x: &Tensor<4>) -> bool {
+        if self.layers.contains(&i) {
+            self.feats.push(x.clone());
+        }
+        self.encode_only && self.layers.last() == Some(&i)
+    }
+
+    /// A norm at `i` and the in-place `ReLU(True)` after it at `i + 1`: the
+    /// official code's features at the norm's index hold the ReLU's output,
+    /// because the ReLU overwrites them.
+    fn norm_relu(&mut self, i: usize, x: &Tensor<4>) -> bool {
+        self.at(i, x) || self.at(i + 1, x)
+    }
+}
+
 impl ResnetGenerator {
     pub fn new(cfg: &GeneratorConfig, n_blocks: usize, init: &Initializer, rng: &mut Rng, device: &Device) -> Self {
         let ngf = cfg.ngf;
@@ -99,9 +168,11 @@ impl ResnetGenerator {
         let down = (0..N_SAMPLING)
             .map(|i| {
                 let c = ngf << i;
+                let stride = if cfg.antialias { 1 } else { 2 };
                 DownStage {
-                    conv: Conv2d::new([c, 2 * c], 3, 2, 1, bias, init, rng, device),
+                    conv: Conv2d::new([c, 2 * c], 3, stride, 1, bias, init, rng, device),
                     norm: Norm::new(cfg.norm, 2 * c, init, rng, device),
+                    blur: cfg.antialias.then_some(BlurDown { channels: 2 * c }),
                 }
             })
             .collect();
@@ -110,8 +181,14 @@ impl ResnetGenerator {
         let up = (0..N_SAMPLING)
             .map(|i| {
                 let c = ngf << (N_SAMPLING - i);
+                let conv = if cfg.antialias_up {
+                    UpConv::AfterBlur(Conv2d::new([c, c / 2], 3, 1, 1, bias, init, rng, device))
+                } else {
+                    UpConv::Transposed(ConvTranspose2d::new([c, c / 2], 3, 2, 1, 1, bias, init, rng, device))
+                };
                 UpStage {
-                    conv: ConvTranspose2d::new([c, c / 2], 3, 2, 1, 1, bias, init, rng, device),
+                    blur: cfg.antialias_up.then_some(BlurUp { channels: c }),
+                    conv,
                     norm: Norm::new(cfg.norm, c / 2, init, rng, device),
                 }
             })
@@ -121,17 +198,94 @@ impl ResnetGenerator {
     }
 
     pub fn forward(&self, x: Tensor<4>, stats: &mut NormStats) -> Tensor<4> {
-        let mut x = relu(self.stem_norm.forward_with(self.stem.forward(reflect_pad(x, 3)), stats));
+        let mut taps = Taps { layers: &[], feats: Vec::new(), encode_only: false };
+        self.run(x, stats, &mut taps).expect("the whole network runs without taps")
+    }
+
+    /// The outputs of the official `nn.Sequential` at `layers` (ascending),
+    /// as CUT's `netG(x, layers, encode_only=True)` returns them: the walk
+    /// stops after the last one.
+    pub fn features(&self, x: Tensor<4>, layers: &[usize]) -> Vec<Tensor<4>> {
+        let mut taps = Taps { layers, feats: Vec::new(), encode_only: true };
+        self.run(x, &mut NormStats::PerImage, &mut taps);
+        taps.feats
+    }
+
+    /// The network module by module, in the official order, keeping the
+    /// outputs `taps` asks for. `None` when the taps stopped the walk early.
+    fn run(&self, x: Tensor<4>, stats: &mut NormStats, taps: &mut Taps) -> Option<Tensor<4>> {
+        let x = reflect_pad(x, 3);
+        if taps.at(0, &x) {
+            return None;
+        }
+        let x = self.stem.forward(x);
+        if taps.at(1, &x) {
+            return None;
+        }
+        let mut x = relu(self.stem_norm.forward_with(x, stats));
+        if taps.norm_relu(2, &x) {
+            return None;
+        }
+        let mut i = STEM_LEN;
         for stage in &self.down {
-            x = relu(stage.norm.forward_with(stage.conv.forward(x), stats));
+            x = stage.conv.forward(x);
+            if taps.at(i, &x) {
+                return None;
+            }
+            x = relu(stage.norm.forward_with(x, stats));
+            if taps.norm_relu(i + 1, &x) {
+                return None;
+            }
+            if let Some(blur) = &stage.blur {
+                x = blur.forward(x);
+                if taps.at(i + 3, &x) {
+                    return None;
+                }
+            }
+            i += stage.len();
         }
         for block in &self.blocks {
             x = block.forward(x, stats);
+            if taps.at(i, &x) {
+                return None;
+            }
+            i += 1;
         }
         for stage in &self.up {
-            x = relu(stage.norm.forward_with(stage.conv.forward(x), stats));
+            let mut j = i;
+            if let Some(blur) = &stage.blur {
+                x = blur.forward(x);
+                if taps.at(j, &x) {
+                    return None;
+                }
+                j += 1;
+            }
+            x = match &stage.conv {
+                UpConv::Transposed(conv) => conv.forward(x),
+                UpConv::AfterBlur(conv) => conv.forward(x),
+            };
+            if taps.at(j, &x) {
+                return None;
+            }
+            x = relu(stage.norm.forward_with(x, stats));
+            if taps.norm_relu(j + 1, &x) {
+                return None;
+            }
+            i += stage.len();
         }
-        self.head.forward(reflect_pad(x, 3)).tanh()
+        let x = reflect_pad(x, 3);
+        if taps.at(i, &x) {
+            return None;
+        }
+        let x = self.head.forward(x);
+        if taps.at(i + 1, &x) {
+            return None;
+        }
+        let x = x.tanh();
+        if taps.at(i + 2, &x) {
+            return None;
+        }
+        Some(x)
     }
 }
 
@@ -142,18 +296,31 @@ impl NamedTensors for ResnetGenerator {
         self.stem_norm.visit_named(&key(&m, 2), f);
         let mut i = STEM_LEN;
         for stage in &mut self.down {
+            let len = stage.len();
             stage.conv.visit_named(&key(&m, i), f);
             stage.norm.visit_named(&key(&m, i + 1), f);
-            i += STAGE_LEN;
+            if let Some(blur) = &mut stage.blur {
+                blur.visit_named(&key(&m, i + 3), f);
+            }
+            i += len;
         }
         for block in &mut self.blocks {
             block.visit_named(&key(&m, i), f);
             i += 1;
         }
         for stage in &mut self.up {
-            stage.conv.visit_named(&key(&m, i), f);
-            stage.norm.visit_named(&key(&m, i + 1), f);
-            i += STAGE_LEN;
+            let len = stage.len();
+            let mut j = i;
+            if let Some(blur) = &mut stage.blur {
+                blur.visit_named(&key(&m, j), f);
+                j += 1;
+            }
+            match &mut stage.conv {
+                UpConv::Transposed(conv) => conv.visit_named(&key(&m, j), f),
+                UpConv::AfterBlur(conv) => conv.visit_named(&key(&m, j), f),
+            }
+            stage.norm.visit_named(&key(&m, j + 1), f);
+            i += len;
         }
         // reflection pad at i, head conv at i + 1, tanh at i + 2
         self.head.visit_named(&key(&m, i + 1), f);

@@ -25,6 +25,11 @@ pub fn reflect_pad(x: Tensor<4>, [top, bottom, left, right]: [usize; 4]) -> Tens
     x.pad([(0, 0), (0, 0), (top, bottom), (left, right)], PadMode::Reflect)
 }
 
+/// Replication padding by `p` on every side (PyTorch's `ReplicationPad2d`).
+pub fn edge_pad(x: Tensor<4>, p: usize) -> Tensor<4> {
+    x.pad([(0, 0), (0, 0), (p, p), (p, p)], PadMode::Edge)
+}
+
 pub fn instance_norm(x: Tensor<4>, eps: f64) -> Tensor<4> {
     // Half-precision sums of squares overflow (f16 tops out at 65504): normalise in f32.
     let dtype = x.dtype();

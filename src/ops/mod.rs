@@ -15,7 +15,7 @@ mod extension;
 use std::sync::OnceLock;
 
 use burn::backend::{Dispatch, DispatchDevice};
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 
 use extension::CpuKernels;
 
@@ -101,6 +101,29 @@ pub fn reflect_pad(x: Tensor<4>, pads: [usize; 4]) -> Tensor<4> {
         return composite::reflect_pad(x, pads);
     }
     Tensor::from_dispatch(<Dispatch as CpuKernels>::reflect_pad_fast(x.into_dispatch(), pads))
+}
+
+/// Anti-aliased downsampling: reflection pad by 1, the 3x3 `kernel` on every
+/// channel alone, stride 2 (a depthwise convolution, run as one convolution
+/// of a single channel over all `n * c` planes).
+pub fn blur_down(x: Tensor<4>, kernel: &[f32]) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    let planes = reflect_pad(x, [1; 4]).reshape([n * c, 1, h + 2, w + 2]);
+    let k = Tensor::from_data(TensorData::new(kernel.to_vec(), [1, 1, 3, 3]), &planes.device());
+    let y = conv2d(planes, k, None, 2, 0);
+    let [_, _, oh, ow] = y.dims();
+    y.reshape([n, c, oh, ow])
+}
+
+/// Anti-aliased upsampling to twice the size: replication pad by 1, the
+/// stride-2 transposed convolution with the 4x4 `kernel` on every channel
+/// alone, cropped by one pixel on each side.
+pub fn blur_up(x: Tensor<4>, kernel: &[f32]) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    let planes = composite::edge_pad(x, 1).reshape([n * c, 1, h + 2, w + 2]);
+    let k = Tensor::from_data(TensorData::new(kernel.to_vec(), [1, 1, 4, 4]), &planes.device());
+    let y = conv_transpose2d(planes, k, None, 2, 2, 0); // [n c, 1, 2h + 2, 2w + 2]
+    y.slice([0..n * c, 0..1, 1..2 * h + 1, 1..2 * w + 1]).reshape([n, c, 2 * h, 2 * w])
 }
 
 /// Instance normalisation without affine: each `(n, c)` plane to zero mean and

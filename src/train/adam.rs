@@ -48,8 +48,9 @@ impl Adam {
         for (name, net) in nets.iter_mut() {
             net.visit_named(name, &mut |key, slot| match slot {
                 Slot::Weight(p) => self.update(key, p, grads, step_size, bias2_sqrt),
+                Slot::Matrix(p) => self.update(key, p, grads, step_size, bias2_sqrt),
                 Slot::Vector(p, _) => self.update(key, p, grads, step_size, bias2_sqrt),
-                Slot::Running(_) | Slot::Counter => {}
+                Slot::Running(_) | Slot::Counter | Slot::Fixed(_) => {}
             });
         }
     }

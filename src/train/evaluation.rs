@@ -1,5 +1,5 @@
-//! Evaluation while training (`--eval-a`, `--eval-b`): FID and KID of both
-//! generators' translations of the held-out folders, as `cyclegan eval
+//! Evaluation while training (`--eval-a`, `--eval-b`): FID and KID of each
+//! generator's translations of the held-out folders, as `cyclegan eval
 //! --model` computes them. The real sides' features are computed once. The
 //! generators run in inference mode on copies, and nothing here draws from
 //! the training's random streams, so a run with evaluation trains exactly as
@@ -9,9 +9,9 @@ use std::path::PathBuf;
 
 use burn::tensor::Device;
 
-use super::model::CycleGan;
 use super::options::TrainOptions;
 use super::run_dir::MetricRecord;
+use super::trainer::GeneratorView;
 use crate::checkpoint::Direction;
 use crate::error::Result;
 use crate::evaluate::features::{DEFAULT_BATCH, FeatureSet};
@@ -51,21 +51,23 @@ impl Evaluator {
         }))
     }
 
-    /// FID and KID of G_A's translations of the A folder against the B
-    /// folder, and of G_B's the other way.
-    pub fn evaluate(&self, nets: &CycleGan, epoch: usize, iter: u64) -> Result<MetricRecord> {
-        let score = |direction: Direction| -> Result<(f64, f64)> {
-            let (g, config, inputs, real) = match direction {
-                Direction::A2B => (&nets.g_a, &nets.g_a_config, &self.dir_a, &self.real_b),
-                Direction::B2A => (&nets.g_b, &nets.g_b_config, &self.dir_b, &self.real_a),
+    /// FID and KID of each generator's translations: G_A's (or CUT's G's)
+    /// of the A folder against the B folder, and G_B's the other way.
+    pub fn evaluate(&self, generators: &[GeneratorView], epoch: usize, iter: u64) -> Result<MetricRecord> {
+        let mut scores: [Option<(f64, f64)>; 2] = [None, None];
+        for g in generators {
+            let (inputs, real, slot) = match g.direction {
+                Direction::A2B => (&self.dir_a, &self.real_b, 0),
+                Direction::B2A => (&self.dir_b, &self.real_a, 1),
             };
-            let translator = Translator::from_generator(g.clone(), config.clone(), direction, &self.device);
+            let translator = Translator::from_generator(g.net.clone(), g.config.clone(), g.direction, &self.device);
             let fake = report::translated_side(&self.net, &translator, inputs, DEFAULT_BATCH, &mut |_, _| {})?;
             let s = report::scores(real, &fake.set, KidOptions::default());
-            Ok((s.fid, s.kid))
-        };
-        let (fid_a2b, kid_a2b) = score(Direction::A2B)?;
-        let (fid_b2a, kid_b2a) = score(Direction::B2A)?;
-        Ok(MetricRecord { epoch, iter, fid_a2b, kid_a2b, fid_b2a, kid_b2a, fid_mean: (fid_a2b + fid_b2a) / 2.0 })
+            scores[slot] = Some((s.fid, s.kid));
+        }
+        let (fid_a2b, kid_a2b) = scores[0].expect("every method has an A to B generator");
+        let b2a = scores[1];
+        let fid_mean = b2a.map_or(fid_a2b, |(fid, _)| (fid_a2b + fid) / 2.0);
+        Ok(MetricRecord { epoch, iter, fid_a2b, kid_a2b, fid_b2a: b2a.map(|s| s.0), kid_b2a: b2a.map(|s| s.1), fid_mean })
     }
 }

@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::transforms::{Preprocess, ResizeFilter};
 use crate::device::DeviceChoice;
-use crate::nets::{DiscriminatorArch, DiscriminatorConfig, GeneratorArch, GeneratorConfig, InitType, Initializer, NormKind};
+use crate::nets::{
+    DiscriminatorArch, DiscriminatorConfig, GeneratorArch, GeneratorConfig, InitType, Initializer, NormKind, PatchFeatures,
+};
 use crate::train::losses::GanMode;
+use crate::train::method::Method;
 use crate::train::schedule::LrPolicy;
 
 #[derive(Args, Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +61,12 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
 
+    // --- method ---------------------------------------------------------------
+    /// Training method: cyclegan, or cut / fastcut (contrastive unpaired translation, Park et al. 2020:
+    /// one generator, A to B only). Each sets its official code's defaults for the options that say so.
+    #[arg(long, value_enum, default_value_t = Method::CycleGan)]
+    pub model: Method,
+
     // --- networks -----------------------------------------------------------
     /// Generator architecture.
     #[arg(long = "netG", value_enum, default_value_t = GeneratorArch::Resnet9Blocks)]
@@ -85,9 +94,9 @@ pub struct TrainOptions {
     /// Normalisation layers.
     #[arg(long, value_enum, default_value_t = NormKind::Instance)]
     pub norm: NormKind,
-    /// Weight initialisation.
-    #[arg(long, value_enum, default_value_t = InitType::Normal)]
-    pub init_type: InitType,
+    /// Weight initialisation [default: normal; cut and fastcut: xavier].
+    #[arg(long, value_enum)]
+    pub init_type: Option<InitType>,
     /// Scale of normal, xavier and orthogonal init.
     #[arg(long, default_value_t = 0.02)]
     pub init_gain: f64,
@@ -100,12 +109,12 @@ pub struct TrainOptions {
     pub init: Option<PathBuf>,
 
     // --- optimisation ---------------------------------------------------------
-    /// Epochs at the initial learning rate.
-    #[arg(long, default_value_t = 100)]
-    pub n_epochs: usize,
-    /// Epochs over which the learning rate decays (linear policy).
-    #[arg(long, default_value_t = 100)]
-    pub n_epochs_decay: usize,
+    /// Epochs at the initial learning rate [default: 100; cut: 200; fastcut: 150].
+    #[arg(long)]
+    pub n_epochs: Option<usize>,
+    /// Epochs over which the learning rate decays (linear policy) [default: 100; cut: 200; fastcut: 50].
+    #[arg(long)]
+    pub n_epochs_decay: Option<usize>,
     /// Initial learning rate of Adam.
     #[arg(long, default_value_t = 2e-4)]
     pub lr: f64,
@@ -115,24 +124,71 @@ pub struct TrainOptions {
     /// Adversarial loss.
     #[arg(long, value_enum, default_value_t = GanMode::Lsgan)]
     pub gan_mode: GanMode,
-    /// Generated images kept to train the discriminators on (0: none).
-    #[arg(long, default_value_t = 50)]
-    pub pool_size: usize,
+    /// Generated images kept to train the discriminators on (0: none) [default: 50; cut and fastcut: 0].
+    #[arg(long)]
+    pub pool_size: Option<usize>,
     /// Learning-rate schedule.
     #[arg(long, value_enum, default_value_t = LrPolicy::Linear)]
     pub lr_policy: LrPolicy,
     /// Step policy: multiply the rate by 0.1 every this many epochs.
     #[arg(long, default_value_t = 50)]
     pub lr_decay_iters: usize,
-    /// Weight of the cycle loss A -> B -> A.
-    #[arg(long, default_value_t = 10.0)]
-    pub lambda_a: f64,
-    /// Weight of the cycle loss B -> A -> B.
-    #[arg(long, default_value_t = 10.0)]
-    pub lambda_b: f64,
-    /// Weight of the identity loss, relative to the cycle weights (0 disables it).
-    #[arg(long, default_value_t = 0.5)]
-    pub lambda_identity: f64,
+    /// Weight of the cycle loss A -> B -> A (cyclegan) [default: 10].
+    #[arg(long)]
+    pub lambda_a: Option<f64>,
+    /// Weight of the cycle loss B -> A -> B (cyclegan) [default: 10].
+    #[arg(long)]
+    pub lambda_b: Option<f64>,
+    /// Weight of the identity loss, relative to the cycle weights; 0 disables it (cyclegan) [default: 0.5].
+    #[arg(long)]
+    pub lambda_identity: Option<f64>,
+
+    // --- CUT and FastCUT ---------------------------------------------------------
+    /// Weight of the adversarial loss G_GAN (cut, fastcut) [default: 1].
+    #[arg(long = "lambda-gan")]
+    #[serde(rename = "lambda-gan")]
+    pub lambda_gan: Option<f64>,
+    /// Weight of the PatchNCE loss (cut, fastcut) [default: cut 1; fastcut 10].
+    #[arg(long = "lambda-nce")]
+    #[serde(rename = "lambda-nce")]
+    pub lambda_nce: Option<f64>,
+    /// Also apply PatchNCE to G(B) against B, an identity term (cut, fastcut) [default: cut true; fastcut false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub nce_idt: Option<bool>,
+    /// Generator layers (indices of the official nn.Sequential) the PatchNCE loss compares (cut, fastcut)
+    /// [default: 0,4,8,12,16].
+    #[arg(long, value_delimiter = ',', value_name = "I,J,...")]
+    pub nce_layers: Option<Vec<usize>>,
+    /// Take the negatives from every image of the batch, not only the patch's own (cut, fastcut; for
+    /// single-image training) [default: false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub nce_includes_all_negatives_from_minibatch: Option<bool>,
+    /// How patches become PatchNCE features: mlp_sample (a two-layer MLP per layer) or sample (none)
+    /// (cut, fastcut) [default: mlp_sample].
+    #[arg(long = "netF", value_enum)]
+    #[serde(rename = "netF")]
+    pub net_f: Option<PatchFeatures>,
+    /// Width of netF's MLPs (cut, fastcut) [default: 256].
+    #[arg(long = "netF-nc")]
+    #[serde(rename = "netF-nc")]
+    pub net_f_nc: Option<usize>,
+    /// Temperature of the PatchNCE loss (cut, fastcut) [default: 0.07].
+    #[arg(long = "nce-T")]
+    #[serde(rename = "nce-T")]
+    pub nce_t: Option<f64>,
+    /// Patches per layer and image for PatchNCE (cut, fastcut) [default: 256].
+    #[arg(long)]
+    pub num_patches: Option<usize>,
+    /// Translate horizontally flipped inputs half the time and compare their features flipped back
+    /// (cut, fastcut) [default: cut false; fastcut true].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub flip_equivariance: Option<bool>,
+    /// Strided convolutions instead of anti-aliased downsampling in G and D (cut, fastcut).
+    #[arg(long)]
+    pub no_antialias: bool,
+    /// Transposed convolutions instead of anti-aliased upsampling in G (cut, fastcut).
+    #[arg(long)]
+    pub no_antialias_up: bool,
     /// Seed of every random choice (init, data order, augmentation, image pool, dropout).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -240,7 +296,8 @@ impl TrainOptions {
         if self.eval_freq == Some(0) {
             return Err("--eval-freq must be at least 1".into());
         }
-        if self.n_epochs + self.n_epochs_decay == 0 {
+        self.validate_method()?;
+        if self.n_epochs() + self.n_epochs_decay() == 0 {
             return Err("--n-epochs plus --n-epochs-decay must be at least 1".into());
         }
         if self.lr_policy == LrPolicy::Step && self.lr_decay_iters == 0 {
@@ -249,10 +306,11 @@ impl TrainOptions {
         if self.lr.is_nan() || self.lr <= 0.0 || !(0.0..1.0).contains(&self.beta1) {
             return Err("--lr must be positive and --beta1 in [0, 1)".into());
         }
-        if self.lambda_a < 0.0 || self.lambda_b < 0.0 || self.lambda_identity < 0.0 {
+        let cycle = self.cycle_weights();
+        if cycle.lambda_a < 0.0 || cycle.lambda_b < 0.0 || cycle.lambda_identity < 0.0 {
             return Err("loss weights must not be negative".into());
         }
-        if self.lambda_identity > 0.0 && self.input_nc != self.output_nc {
+        if self.model == Method::CycleGan && cycle.lambda_identity > 0.0 && self.input_nc != self.output_nc {
             return Err(format!(
                 "--lambda-identity needs --input-nc equal to --output-nc (got {} and {}); pass --lambda-identity 0",
                 self.input_nc, self.output_nc
@@ -276,17 +334,168 @@ impl TrainOptions {
         Ok(())
     }
 
+    /// Options of the other method, refused; and CUT's own checks.
+    fn validate_method(&self) -> Result<(), OptionError> {
+        let model = self.model.name();
+        if self.model.is_cut() {
+            let cycle_only = [("--lambda-a", self.lambda_a), ("--lambda-b", self.lambda_b), ("--lambda-identity", self.lambda_identity)];
+            if let Some((flag, _)) = cycle_only.iter().find(|(_, v)| v.is_some()) {
+                return Err(format!("{flag} weighs CycleGAN's cycle and identity losses; --model {model} has neither (its weights are --lambda-gan and --lambda-nce)"));
+            }
+            if !self.net_g.is_resnet() {
+                return Err(format!(
+                    "--model {model} compares features of the ResNet generator's layers: use --netG resnet_9blocks or resnet_6blocks, not {}",
+                    self.net_g.name()
+                ));
+            }
+            let cut = self.cut();
+            let len = self.generator(self.input_nc, self.output_nc).sequential_len();
+            if cut.nce_layers.is_empty() || !cut.nce_layers.windows(2).all(|w| w[0] < w[1]) {
+                return Err("--nce-layers must list layer indices in ascending order, e.g. 0,4,8,12,16".into());
+            }
+            if let Some(bad) = cut.nce_layers.iter().find(|&&i| i >= len) {
+                return Err(format!("--nce-layers {bad}: the {} generator has layers 0 to {}", self.net_g.name(), len - 1));
+            }
+            for (flag, v) in [("--num-patches", cut.num_patches), ("--netF-nc", cut.net_f_nc)] {
+                if v == 0 {
+                    return Err(format!("{flag} must be at least 1"));
+                }
+            }
+            if cut.lambda_gan.is_nan() || cut.lambda_gan < 0.0 || cut.lambda_nce.is_nan() || cut.lambda_nce < 0.0 {
+                return Err("loss weights must not be negative".into());
+            }
+            if cut.nce_idt && self.input_nc != self.output_nc {
+                return Err(format!(
+                    "--nce-idt translates B images, which needs --input-nc equal to --output-nc (got {} and {}); pass --nce-idt false",
+                    self.input_nc, self.output_nc
+                ));
+            }
+            if !(cut.nce_t > 0.0) {
+                return Err("--nce-T must be positive".into());
+            }
+        } else {
+            let cut_only = [
+                ("--lambda-gan", self.lambda_gan.is_some()),
+                ("--lambda-nce", self.lambda_nce.is_some()),
+                ("--nce-idt", self.nce_idt.is_some()),
+                ("--nce-layers", self.nce_layers.is_some()),
+                ("--nce-includes-all-negatives-from-minibatch", self.nce_includes_all_negatives_from_minibatch.is_some()),
+                ("--netF", self.net_f.is_some()),
+                ("--netF-nc", self.net_f_nc.is_some()),
+                ("--nce-T", self.nce_t.is_some()),
+                ("--num-patches", self.num_patches.is_some()),
+                ("--flip-equivariance", self.flip_equivariance.is_some()),
+                ("--no-antialias", self.no_antialias),
+                ("--no-antialias-up", self.no_antialias_up),
+            ];
+            if let Some((flag, _)) = cut_only.iter().find(|(_, given)| *given) {
+                return Err(format!("{flag} is an option of CUT and FastCUT; it does nothing with --model {model} (add --model cut or fastcut)"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn n_epochs(&self) -> usize {
+        self.n_epochs.unwrap_or(self.model.defaults().n_epochs)
+    }
+
+    pub fn n_epochs_decay(&self) -> usize {
+        self.n_epochs_decay.unwrap_or(self.model.defaults().n_epochs_decay)
+    }
+
+    pub fn pool_size(&self) -> usize {
+        self.pool_size.unwrap_or(self.model.defaults().pool_size)
+    }
+
+    pub fn init_type(&self) -> InitType {
+        self.init_type.unwrap_or(self.model.defaults().init_type)
+    }
+
+    /// CycleGAN's loss weights.
+    pub fn cycle_weights(&self) -> CycleWeights {
+        CycleWeights {
+            lambda_a: self.lambda_a.unwrap_or(10.0),
+            lambda_b: self.lambda_b.unwrap_or(10.0),
+            lambda_identity: self.lambda_identity.unwrap_or(0.5),
+        }
+    }
+
+    /// CUT's options, with the defaults of `--model` (the official code's).
+    pub fn cut(&self) -> CutOptions {
+        let d = self.model.defaults();
+        CutOptions {
+            lambda_gan: self.lambda_gan.unwrap_or(1.0),
+            lambda_nce: self.lambda_nce.unwrap_or(d.lambda_nce),
+            nce_idt: self.nce_idt.unwrap_or(d.nce_idt),
+            nce_layers: self.nce_layers.clone().unwrap_or_else(|| vec![0, 4, 8, 12, 16]),
+            all_negatives: self.nce_includes_all_negatives_from_minibatch.unwrap_or(false),
+            net_f: self.net_f.unwrap_or(PatchFeatures::MlpSample),
+            net_f_nc: self.net_f_nc.unwrap_or(256),
+            nce_t: self.nce_t.unwrap_or(0.07),
+            num_patches: self.num_patches.unwrap_or(256),
+            flip_equivariance: self.flip_equivariance.unwrap_or(d.flip_equivariance),
+        }
+    }
+
+    /// The generator (G_A's shape for CycleGAN; CUT's one generator).
     pub fn generator(&self, input_nc: usize, output_nc: usize) -> GeneratorConfig {
-        GeneratorConfig { arch: self.net_g, input_nc, output_nc, ngf: self.ngf, norm: self.norm, dropout: self.dropout }
+        let cut = self.model.is_cut();
+        GeneratorConfig {
+            arch: self.net_g,
+            input_nc,
+            output_nc,
+            ngf: self.ngf,
+            norm: self.norm,
+            dropout: self.dropout,
+            antialias: cut && !self.no_antialias && self.net_g.is_resnet(),
+            antialias_up: cut && !self.no_antialias_up && self.net_g.is_resnet(),
+        }
     }
 
     pub fn discriminator(&self, input_nc: usize) -> DiscriminatorConfig {
         let n_layers = if self.net_d == DiscriminatorArch::Basic { 3 } else { self.n_layers_d };
-        DiscriminatorConfig { arch: self.net_d, input_nc, ndf: self.ndf, n_layers, norm: self.norm }
+        DiscriminatorConfig {
+            arch: self.net_d,
+            input_nc,
+            ndf: self.ndf,
+            n_layers,
+            norm: self.norm,
+            // as the official code: the PixelGAN has no anti-aliased variant
+            antialias: self.model.is_cut() && !self.no_antialias && self.net_d != DiscriminatorArch::Pixel,
+        }
     }
 
     pub fn initializer(&self) -> Initializer {
-        Initializer::new(self.init_type, self.init_gain)
+        Initializer::new(self.init_type(), self.init_gain)
+    }
+
+    /// These options with every default of their method written out (for
+    /// the report and the options file header).
+    pub fn resolved(&self) -> TrainOptions {
+        let mut o = self.clone();
+        o.n_epochs = Some(self.n_epochs());
+        o.n_epochs_decay = Some(self.n_epochs_decay());
+        o.pool_size = Some(self.pool_size());
+        o.init_type = Some(self.init_type());
+        if self.model.is_cut() {
+            let c = self.cut();
+            o.lambda_gan = Some(c.lambda_gan);
+            o.lambda_nce = Some(c.lambda_nce);
+            o.nce_idt = Some(c.nce_idt);
+            o.nce_layers = Some(c.nce_layers);
+            o.nce_includes_all_negatives_from_minibatch = Some(c.all_negatives);
+            o.net_f = Some(c.net_f);
+            o.net_f_nc = Some(c.net_f_nc);
+            o.nce_t = Some(c.nce_t);
+            o.num_patches = Some(c.num_patches);
+            o.flip_equivariance = Some(c.flip_equivariance);
+        } else {
+            let c = self.cycle_weights();
+            o.lambda_a = Some(c.lambda_a);
+            o.lambda_b = Some(c.lambda_b);
+            o.lambda_identity = Some(c.lambda_identity);
+        }
+        o
     }
 
     pub fn to_toml(&self) -> String {
@@ -301,17 +510,41 @@ impl TrainOptions {
         table.try_into().map_err(|e: toml::de::Error| e.message().to_string())
     }
 
-    /// Every option as `(key, value)` text, for the report.
+    /// Every option in force as `(key, value)` text (defaults of the method written out), for the report.
     pub fn entries(&self) -> Vec<(String, String)> {
-        let table: toml::Table = toml::from_str(&self.to_toml()).expect("options parse");
+        let table: toml::Table = toml::from_str(&self.resolved().to_toml()).expect("options parse");
         table.into_iter().map(|(k, v)| (k, v.to_string().trim_matches('"').to_string())).collect()
     }
 
-    /// The keys whose value differs from the default (the official code marks these too).
+    /// The keys whose value differs from the method's default (the official code marks these too).
     pub fn non_defaults(&self) -> Vec<String> {
-        let defaults: std::collections::HashMap<_, _> = Self::default().entries().into_iter().collect();
+        let defaults: std::collections::HashMap<_, _> =
+            Self { model: self.model, ..Self::default() }.entries().into_iter().collect();
         self.entries().into_iter().filter(|(k, v)| defaults.get(k) != Some(v)).map(|(k, _)| k).collect()
     }
+}
+
+/// CycleGAN's loss weights, defaults filled in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CycleWeights {
+    pub lambda_a: f64,
+    pub lambda_b: f64,
+    pub lambda_identity: f64,
+}
+
+/// CUT's and FastCUT's options, defaults filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CutOptions {
+    pub lambda_gan: f64,
+    pub lambda_nce: f64,
+    pub nce_idt: bool,
+    pub nce_layers: Vec<usize>,
+    pub all_negatives: bool,
+    pub net_f: PatchFeatures,
+    pub net_f_nc: usize,
+    pub nce_t: f64,
+    pub num_patches: usize,
+    pub flip_equivariance: bool,
 }
 
 /// Names shown to users for a value-enum value.

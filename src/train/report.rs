@@ -5,31 +5,31 @@
 
 use std::fmt::Write as _;
 
-use burn::tensor::Tensor;
 use image::{DynamicImage, RgbImage};
 
 use super::run_dir::{LossRecord, MetricRecord, RunDir};
-use super::step::{Losses, Visuals};
+use super::method::Method;
+use super::trainer::Visuals;
 use crate::error::Result;
 use crate::fs;
 use crate::image_io::{self, ImageData};
 
 const GAP: u32 = 2;
 
-/// Two rows (the A side, the B side) of the first image of a batch:
-/// real, translated, reconstructed, identity.
+/// The step's panels (first image of the batch) as a grid: for CycleGAN the
+/// A side and the B side (real, translated, reconstructed, identity), for
+/// CUT one row (real A, translated, real B, identity).
 pub fn sample_grid(v: &Visuals) -> DynamicImage {
-    let rows: [[Option<&Tensor<4>>; 4]; 2] = [
-        [Some(&v.real_a), Some(&v.fake_b), Some(&v.rec_a), v.idt_b.as_ref()],
-        [Some(&v.real_b), Some(&v.fake_a), Some(&v.rec_b), v.idt_a.as_ref()],
-    ];
-    let panels: Vec<Vec<Option<RgbImage>>> = rows
+    let panels: Vec<Vec<Option<RgbImage>>> = v
+        .rows
         .iter()
-        .map(|row| row.iter().map(|t| t.map(|t| ImageData::from_tensor(t.clone()).to_image().to_rgb8())).collect())
+        .map(|row| row.iter().map(|t| t.as_ref().map(|t| ImageData::from_tensor(t.clone()).to_image().to_rgb8())).collect())
         .collect();
+    let cols = panels.iter().map(Vec::len).max().unwrap_or(1) as u32;
+    let rows = panels.len() as u32;
     let cell_w = panels.iter().flatten().flatten().map(|p| p.width()).max().unwrap_or(1);
     let cell_h = panels.iter().flatten().flatten().map(|p| p.height()).max().unwrap_or(1);
-    let mut grid = RgbImage::from_pixel(4 * cell_w + 5 * GAP, 2 * cell_h + 3 * GAP, image::Rgb([255, 255, 255]));
+    let mut grid = RgbImage::from_pixel(cols * cell_w + (cols + 1) * GAP, rows * cell_h + (rows + 1) * GAP, image::Rgb([255, 255, 255]));
     for (r, row) in panels.iter().enumerate() {
         for (c, panel) in row.iter().enumerate() {
             if let Some(p) = panel {
@@ -105,24 +105,27 @@ fn smooth(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
 }
 
 /// Write `report.html` from the losses so far, the options and the samples.
-pub fn write_report(run: &RunDir, options: &[(String, String)], changed: &[String], status: &str) -> Result<()> {
+pub fn write_report(run: &RunDir, method: Method, options: &[(String, String)], changed: &[String], status: &str) -> Result<()> {
     let records: Vec<LossRecord> = run.read_losses()?;
     let mut html = String::from(
-        r#"<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="30"><title>CycleGAN training</title>
+        r#"<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="refresh" content="30"><title>Training</title>
 <style>body{font-family:sans-serif;margin:1.5em;color:#222}figure{display:inline-block;margin:.3em}figcaption{font-size:13px}
 table{border-collapse:collapse;font-size:13px}td{padding:1px 8px;border-bottom:1px solid #eee}.changed{font-weight:bold}
 img{image-rendering:pixelated;max-width:100%}</style></head><body>"#,
     );
-    let _ = write!(html, "<h1>CycleGAN training</h1><p>{status}</p>");
+    let title = match method {
+        Method::CycleGan => "CycleGAN",
+        Method::Cut => "CUT",
+        Method::Fastcut => "FastCUT",
+    };
+    let _ = write!(html, "<h1>{title} training</h1><p>{status}</p>");
     if let Some(last) = records.last() {
         let _ = write!(html, "<p>epoch {} &middot; iteration {} &middot; learning rate {:.3e}</p>", last.epoch, last.iter, last.lr);
     }
     html.push_str("<h2>Losses</h2><p>Moving averages over the logged iterations.</p>");
-    for name in Losses::NAMES {
-        let points: Vec<(f64, f64)> = records
-            .iter()
-            .map(|r| (r.iter as f64, r.losses.named().iter().find(|(n, _)| *n == name).map_or(f64::NAN, |p| p.1)))
-            .collect();
+    let names: Vec<String> = records.first().map(|r| r.losses.names().map(str::to_string).collect()).unwrap_or_default();
+    for name in &names {
+        let points: Vec<(f64, f64)> = records.iter().map(|r| (r.iter as f64, r.losses.get(name).unwrap_or(f64::NAN))).collect();
         html.push_str(&chart(name, &smooth(&points)));
     }
     let lr: Vec<(f64, f64)> = records.iter().map(|r| (r.iter as f64, r.lr)).collect();
@@ -130,20 +133,26 @@ img{image-rendering:pixelated;max-width:100%}</style></head><body>"#,
     let metrics = run.read_metrics()?;
     if !metrics.is_empty() {
         html.push_str("<h2>Evaluation</h2><p>FID and KID on the held-out folders (--eval-a, --eval-b): a2b is G_A's translations of A against B.</p>");
-        type Series = (&'static str, fn(&MetricRecord) -> f64);
+        type Series = (&'static str, fn(&MetricRecord) -> Option<f64>);
         let series: [Series; 5] = [
-            ("FID a2b", |m| m.fid_a2b),
+            ("FID a2b", |m| Some(m.fid_a2b)),
             ("FID b2a", |m| m.fid_b2a),
-            ("FID mean", |m| m.fid_mean),
-            ("KID a2b", |m| m.kid_a2b),
+            ("FID mean", |m| Some(m.fid_mean)),
+            ("KID a2b", |m| Some(m.kid_a2b)),
             ("KID b2a", |m| m.kid_b2a),
         ];
         for (name, value) in series {
-            let points: Vec<(f64, f64)> = metrics.iter().map(|m| (m.iter as f64, value(m))).collect();
-            html.push_str(&chart(name, &points));
+            let points: Vec<(f64, f64)> = metrics.iter().filter_map(|m| Some((m.iter as f64, value(m)?))).collect();
+            if !points.is_empty() {
+                html.push_str(&chart(name, &points));
+            }
         }
     }
-    html.push_str("<h2>Samples</h2><p>Rows: real A, G_A(A), G_B(G_A(A)), G_B(A) &middot; real B, G_B(B), G_A(G_B(B)), G_A(B).</p>");
+    let legend = match method {
+        Method::CycleGan => "Rows: real A, G_A(A), G_B(G_A(A)), G_B(A) &middot; real B, G_B(B), G_A(G_B(B)), G_A(B).",
+        Method::Cut | Method::Fastcut => "Row: real A, G(A), real B, G(B) (the identity, with --nce-idt; inputs flipped by --flip-equivariance stay flipped).",
+    };
+    let _ = write!(html, "<h2>Samples</h2><p>{legend}</p>");
     let mut samples: Vec<String> = std::fs::read_dir(run.samples_dir())
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();

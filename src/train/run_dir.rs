@@ -7,7 +7,8 @@
 //!   metrics.jsonl         FID and KID per evaluation (with --eval-a/--eval-b)
 //!   report.html           loss curves and samples, refreshed while training
 //!   samples/              image grids: real_A fake_B rec_A idt_B / real_B fake_A rec_B idt_A
-//!   checkpoints/latest/   G_A, G_B, D_A, D_B .safetensors + training state
+//!                         (CUT: real_A fake_B real_B idt_B)
+//!   checkpoints/latest/   G_A, G_B, D_A, D_B .safetensors (CUT: G, D, F) + training state
 //!   checkpoints/epoch_N/  the same, kept every --save-epoch-freq epochs
 //!   checkpoints/best/     the same, at the lowest mean FID so far (with --eval-a/--eval-b)
 //! ```
@@ -15,7 +16,6 @@
 //! A checkpoint folder is written beside its final name and renamed into
 //! place, so a crash or a full disk while saving leaves the previous one whole.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -23,12 +23,9 @@ use burn::tensor::Device;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::adam::Adam;
-use super::image_pool::ImagePool;
 use super::options::TrainOptions;
 use super::state::TrainState;
-use super::step::{Losses, Trainer};
-use crate::checkpoint::{self, StateDict};
+use super::trainer::{Losses, Trainer};
 use crate::error::{Error, Result};
 use crate::fs;
 
@@ -36,17 +33,20 @@ pub struct RunDir {
     pub root: PathBuf,
 }
 
-/// One line of `metrics.jsonl`: FID and KID of both directions on the
-/// held-out folders (`a2b`: G_A's translations of --eval-a against --eval-b).
+/// One line of `metrics.jsonl`: FID and KID of each direction on the
+/// held-out folders (`a2b`: G_A's translations of --eval-a against --eval-b;
+/// CUT runs translate A to B only, and have no `b2a`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricRecord {
     pub epoch: usize,
     pub iter: u64,
     pub fid_a2b: f64,
     pub kid_a2b: f64,
-    pub fid_b2a: f64,
-    pub kid_b2a: f64,
-    /// What `checkpoints/best` minimises.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid_b2a: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid_b2a: Option<f64>,
+    /// What `checkpoints/best` minimises: the mean of the directions' FIDs.
     pub fid_mean: f64,
 }
 
@@ -152,23 +152,13 @@ impl RunDir {
     }
 
     /// Save everything needed to continue, into `dir`, replacing it atomically.
-    pub fn save_checkpoint(&self, dir: &Path, trainer: &Trainer, state: &TrainState) -> Result<()> {
+    pub fn save_checkpoint(&self, dir: &Path, trainer: &Trainer, state: &mut TrainState) -> Result<()> {
         let staging = dir.with_file_name(format!("{}.new", dir.file_name().and_then(|n| n.to_str()).unwrap_or("ckpt")));
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
         }
         std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
-        trainer.nets.save(&staging)?;
-        let mut optim = trainer.opt_g.state().prefixed("G");
-        optim.extend(trainer.opt_d.state().prefixed("D"));
-        checkpoint::save_dict(&staging.join("optimizer.safetensors"), &optim, HashMap::new())?;
-        let mut pool = StateDict::default();
-        for (name, p) in [("fake_A", &trainer.pool_fake_a), ("fake_B", &trainer.pool_fake_b)] {
-            for (i, img) in p.contents().into_iter().enumerate() {
-                pool.insert(format!("{name}.{i:04}"), img);
-            }
-        }
-        checkpoint::save_dict(&staging.join("pool.safetensors"), &pool, HashMap::new())?;
+        trainer.save(&staging, state)?;
         let json = serde_json::to_string_pretty(state).expect("state serializes");
         fs::write_bytes_atomic(&staging.join("state.json"), json.as_bytes())?;
         replace_dir(&staging, dir)
@@ -187,21 +177,7 @@ impl RunDir {
         let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
         let state: TrainState =
             serde_json::from_str(&text).map_err(|e| Error::checkpoint(&state_path, format!("unreadable ({e})")))?;
-        trainer.nets.load(dir)?;
-        let optim_path = dir.join("optimizer.safetensors");
-        let (mut optim, _) = checkpoint::read_safetensors(&optim_path)?;
-        let inner = device.clone().inner();
-        let restore = |prefix: &str, steps, optim: &mut StateDict| {
-            Adam::restore(beta1, steps, optim.take_prefix(prefix), &inner).map_err(|e| Error::checkpoint(&optim_path, e))
-        };
-        trainer.opt_g = restore("G", state.opt_g_steps, &mut optim)?;
-        trainer.opt_d = restore("D", state.opt_d_steps, &mut optim)?;
-        let (mut pool, _) = checkpoint::read_safetensors(&dir.join("pool.safetensors"))?;
-        for (name, slot) in [("fake_A", &mut trainer.pool_fake_a), ("fake_B", &mut trainer.pool_fake_b)] {
-            let part = pool.take_prefix(name);
-            let images = part.iter().map(|(_, d)| d.clone()).collect();
-            *slot = ImagePool::restore(slot.capacity(), images, device);
-        }
+        trainer.load(dir, &state, beta1, device)?;
         Ok(state)
     }
 }

@@ -15,7 +15,7 @@ use super::report;
 use super::evaluation::Evaluator;
 use super::run_dir::{LossRecord, MetricRecord, RunDir};
 use super::state::{Best, TrainState};
-use super::step::{Losses, Trainer};
+use super::trainer::{Losses, Trainer};
 use crate::data::loader::{Loader, stack};
 use crate::data::transforms::Transform;
 use crate::data::unaligned::UnalignedDataset;
@@ -116,33 +116,40 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>, on_event: &
     } else {
         run.create()?;
         if let Some(init) = &opts.init {
-            trainer.nets.load_combined(init)?;
+            trainer.load_combined(init)?;
         }
         TrainState::fresh(opts, &seed.fork(STEP_STREAM))
     };
     run.write_options(opts)?;
     let mut step_rng = Rng::from_state(&state.step_rng).map_err(|e| Error::checkpoint(&run.latest(), e))?;
 
-    let transform = |channels| Transform {
+    // CUT's data set stops resizing before cropping once the learning rate
+    // decays (its "fine-tuning" phase): images are loaded at --crop-size.
+    let transform = |channels, epoch: usize| Transform {
         preprocess: opts.preprocess,
-        load_size: opts.load_size,
+        load_size: if opts.model.is_cut() && epoch > opts.n_epochs() { opts.crop_size } else { opts.load_size },
         crop_size: opts.crop_size,
         filter: opts.resize_filter,
         channels,
         min_size: opts.net_g.min_size() as u32,
     };
-    let mut loader = Loader::new(dataset.clone(), transform(opts.input_nc), transform(opts.output_nc), opts.workers);
-    let epochs = opts.n_epochs + opts.n_epochs_decay;
+    let mut loader = Loader::new(dataset.clone(), transform(opts.input_nc, 1), transform(opts.output_nc, 1), opts.workers);
+    let epochs = opts.n_epochs() + opts.n_epochs_decay();
     let started = Instant::now();
     let start_iteration = state.iteration;
     let (entries, changed) = (opts.entries(), opts.non_defaults());
-    let report = |run: &RunDir, status: &str| report::write_report(run, &entries, &changed, status);
+    let report = |run: &RunDir, status: &str| report::write_report(run, opts.model, &entries, &changed, status);
     let mut ending = Ending::Finished;
 
     'epochs: while state.epoch <= epochs {
         let epoch = state.epoch;
-        let plan = dataset.plan(&seed, epoch, opts.serial_batches, !opts.no_flip);
+        let mut plan = dataset.plan(&seed, epoch, opts.serial_batches, !opts.no_flip);
+        if opts.model.is_cut() {
+            // the CUT code's loader drops the last incomplete batch
+            plan.truncate(plan.len() / opts.batch_size * opts.batch_size);
+        }
         let batches = plan.len().div_ceil(opts.batch_size) as u64;
+        loader.set_transforms(transform(opts.input_nc, epoch), transform(opts.output_nc, epoch));
         loader.start(plan.into_iter().skip(state.epoch_samples));
         let lr = opts.lr * state.schedule.factor(epoch);
         on_event(Event::EpochStart { epoch, epochs, batches, done: (state.epoch_samples / opts.batch_size) as u64 });
@@ -153,19 +160,19 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>, on_event: &
             if opts.dropout {
                 device.seed(opts.seed ^ (state.iteration + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             }
-            let (losses, visuals) = trainer.step(real_a, real_b, lr, &mut step_rng);
+            let out = trainer.step(real_a, real_b, lr, &mut step_rng);
             state.iteration += 1;
             state.epoch_samples += n;
-            state.epoch_g_loss += losses.generator_total();
+            state.epoch_g_loss += out.generator_loss;
             state.epoch_steps += 1;
             let it = state.iteration;
             let logged = it % opts.print_freq == 0;
             if logged {
-                run.append_losses(&LossRecord { epoch, iter: it, lr, losses, seconds: tick.elapsed().as_secs_f64() })?;
+                run.append_losses(&LossRecord { epoch, iter: it, lr, losses: out.losses.clone(), seconds: tick.elapsed().as_secs_f64() })?;
             }
-            on_event(Event::Step { iteration: it, logged: logged.then_some(&losses) });
+            on_event(Event::Step { iteration: it, logged: logged.then_some(&out.losses) });
             if it % opts.display_freq == 0 {
-                report::save_samples(&run, it, &visuals)?;
+                report::save_samples(&run, it, &out.visuals)?;
                 report(&run, &format!("training: epoch {epoch} of {epochs}"))?;
             }
             if let (Some(e), Some(freq)) = (&evaluator, opts.eval_freq)
@@ -189,7 +196,7 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>, on_event: &
         let mean_g_loss = state.end_epoch();
         save_latest(&run, &trainer, &mut state, &step_rng)?;
         if epoch % opts.save_epoch_freq == 0 || epoch == epochs {
-            run.save_checkpoint(&run.epoch_dir(epoch), &trainer, &state)?;
+            run.save_checkpoint(&run.epoch_dir(epoch), &trainer, &mut state)?;
         }
         let seconds = started.elapsed().as_secs_f64();
         on_event(Event::EpochEnd { epoch, epochs, iteration: state.iteration, lr, mean_g_loss, seconds });
@@ -210,8 +217,6 @@ fn save_latest(run: &RunDir, trainer: &Trainer, state: &mut TrainState, step_rng
 
 fn save(run: &RunDir, dir: &std::path::Path, trainer: &Trainer, state: &mut TrainState, step_rng: &Rng) -> Result<()> {
     state.step_rng = step_rng.state();
-    state.opt_g_steps = trainer.opt_g.steps();
-    state.opt_d_steps = trainer.opt_d.steps();
     run.save_checkpoint(dir, trainer, state)
 }
 
@@ -225,7 +230,7 @@ fn evaluate(
     epoch: usize,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<()> {
-    let record = evaluator.evaluate(&trainer.nets, epoch, state.iteration)?;
+    let record = evaluator.evaluate(&trainer.generators(), epoch, state.iteration)?;
     run.append_metrics(&record)?;
     let best = state.best.is_none_or(|b| record.fid_mean < b.fid_mean);
     if best {

@@ -20,6 +20,9 @@ pub struct TrainState {
     pub schedule: Schedule,
     pub opt_g_steps: u64,
     pub opt_d_steps: u64,
+    /// CUT's netF optimiser.
+    #[serde(default)]
+    pub opt_f_steps: u64,
     /// The generator behind image-pool swaps and penalty interpolation.
     pub step_rng: RngState,
     /// Sum and count of the generator loss this epoch (for the plateau schedule).
@@ -45,9 +48,10 @@ impl TrainState {
             epoch: 1,
             epoch_samples: 0,
             iteration: 0,
-            schedule: Schedule::new(opts.lr_policy, opts.n_epochs, opts.n_epochs_decay, opts.lr_decay_iters),
+            schedule: Schedule::new(opts.lr_policy, opts.n_epochs(), opts.n_epochs_decay(), opts.lr_decay_iters),
             opt_g_steps: 0,
             opt_d_steps: 0,
+            opt_f_steps: 0,
             step_rng: step_rng.state(),
             epoch_g_loss: 0.0,
             epoch_steps: 0,

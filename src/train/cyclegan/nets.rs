@@ -7,10 +7,12 @@ use std::path::Path;
 
 use burn::tensor::Device;
 
-use crate::checkpoint::{self, Direction, NetConfig, NetInfo};
-use crate::error::{Error, Result};
+use crate::checkpoint::{Direction, NetConfig, NetInfo, StateDict};
+use crate::error::Result;
+use crate::train::net_files;
 use crate::nets::{Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, Initializer, NamedTensors};
 use crate::rng::Rng;
+use crate::train::method::Method;
 
 pub struct CycleGan {
     pub g_a: Generator,
@@ -67,74 +69,45 @@ impl CycleGan {
         }
     }
 
-    /// One network, to read or replace its tensors.
-    pub fn net_mut(&mut self, name: NetName) -> &mut dyn NamedTensors {
-        match name {
-            NetName::GA => &mut self.g_a,
-            NetName::GB => &mut self.g_b,
-            NetName::DA => &mut self.d_a,
-            NetName::DB => &mut self.d_b,
-        }
-    }
-
     /// What a network's checkpoint says about it.
     pub fn info(&self, name: NetName) -> NetInfo {
+        let model = Some(Method::CycleGan);
         match name {
-            NetName::GA => NetInfo { config: NetConfig::Generator(self.g_a_config.clone()), direction: Some(Direction::A2B) },
-            NetName::GB => NetInfo { config: NetConfig::Generator(self.g_b_config.clone()), direction: Some(Direction::B2A) },
-            NetName::DA => NetInfo { config: NetConfig::Discriminator(self.d_a_config.clone()), direction: None },
-            NetName::DB => NetInfo { config: NetConfig::Discriminator(self.d_b_config.clone()), direction: None },
+            NetName::GA => NetInfo { config: NetConfig::Generator(self.g_a_config.clone()), direction: Some(Direction::A2B), model },
+            NetName::GB => NetInfo { config: NetConfig::Generator(self.g_b_config.clone()), direction: Some(Direction::B2A), model },
+            NetName::DA => NetInfo { config: NetConfig::Discriminator(self.d_a_config.clone()), direction: None, model },
+            NetName::DB => NetInfo { config: NetConfig::Discriminator(self.d_b_config.clone()), direction: None, model },
         }
     }
 
-    fn file(dir: &Path, name: NetName) -> std::path::PathBuf {
-        dir.join(format!("{}.safetensors", name.official()))
+    /// One network's tensors (shared, not copied).
+    fn dict(&self, name: NetName) -> StateDict {
+        match name {
+            NetName::GA => StateDict::from_net(&self.g_a, ""),
+            NetName::GB => StateDict::from_net(&self.g_b, ""),
+            NetName::DA => StateDict::from_net(&self.d_a, ""),
+            NetName::DB => StateDict::from_net(&self.d_b, ""),
+        }
     }
 
     /// Load weights from one file holding all four networks under `G_A.` ... prefixes
     /// (`--init`, the layout of `cyclegan_ref.py make-init`).
     pub fn load_combined(&mut self, path: &Path) -> Result<()> {
-        let raw = checkpoint::read_raw(path)?;
-        let mut tensors = checkpoint::normalize(raw.tensors);
-        for name in NetName::ALL {
-            let net = self.net_mut(name);
-            let name = name.official();
-            let part = tensors.take_prefix(name);
-            if part.is_empty() {
-                return Err(Error::checkpoint(path, format!("has no {name}.* tensors (expected G_A., G_B., D_A., D_B. prefixes)")));
-            }
-            part.load_into(net).map_err(|e| {
-                Error::checkpoint(path, format!("{name} does not fit the networks the options describe: {e}"))
-            })?;
-        }
-        if let Some(extra) = tensors.keys().next() {
-            return Err(Error::checkpoint(path, format!("unexpected tensor {extra}")));
-        }
-        Ok(())
+        let [g_a, g_b, d_a, d_b] = [&mut self.g_a as &mut dyn NamedTensors, &mut self.g_b, &mut self.d_a, &mut self.d_b];
+        let nets = NetName::ALL.into_iter().zip([g_a, g_b, d_a, d_b]).map(|(n, net)| (n.official(), net)).collect();
+        net_files::load_combined(path, nets)
     }
 
     /// Save each network to `dir/<name>.safetensors`, self-describing.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        checkpoint::save(&Self::file(dir, NetName::GA), &self.g_a, &self.info(NetName::GA))?;
-        checkpoint::save(&Self::file(dir, NetName::GB), &self.g_b, &self.info(NetName::GB))?;
-        checkpoint::save(&Self::file(dir, NetName::DA), &self.d_a, &self.info(NetName::DA))?;
-        checkpoint::save(&Self::file(dir, NetName::DB), &self.d_b, &self.info(NetName::DB))
+        net_files::save(dir, NetName::ALL.into_iter().map(|n| (n.official(), self.dict(n), self.info(n))).collect())
     }
 
     /// Load the networks saved by [`CycleGan::save`]; their metadata must match this model's.
     pub fn load(&mut self, dir: &Path) -> Result<()> {
-        for name in NetName::ALL {
-            let path = Self::file(dir, name);
-            let (tensors, info) = checkpoint::read(&path, None)?;
-            let expected = self.info(name);
-            if info.config != expected.config {
-                return Err(Error::checkpoint(
-                    &path,
-                    format!("holds {:?}, but the run's options describe {:?}", info.config, expected.config),
-                ));
-            }
-            tensors.load_into(self.net_mut(name)).map_err(|e| Error::checkpoint(&path, e))?;
-        }
-        Ok(())
+        let infos = NetName::ALL.map(|n| self.info(n));
+        let [g_a, g_b, d_a, d_b] = [&mut self.g_a as &mut dyn NamedTensors, &mut self.g_b, &mut self.d_a, &mut self.d_b];
+        let nets = NetName::ALL.into_iter().zip([g_a, g_b, d_a, d_b]).zip(infos).map(|((n, net), info)| (n.official(), net, info)).collect();
+        net_files::load(dir, nets)
     }
 }

@@ -1,4 +1,6 @@
-//! One optimisation step, exactly as the official `optimize_parameters`:
+//! CycleGAN's training (Zhu et al. 2017): the four networks, their
+//! optimisers and image pools, and one optimisation step exactly as the
+//! official `optimize_parameters`:
 //!
 //! 1. forward: `fake_B = G_A(real_A)`, `rec_A = G_B(fake_B)`,
 //!    `fake_A = G_B(real_B)`, `rec_B = G_A(fake_A)`;
@@ -10,56 +12,27 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use serde::{Deserialize, Serialize};
+
+mod nets;
+
+pub use nets::{CycleGan, NetName};
+
+use std::collections::HashMap;
+use std::path::Path;
 
 use super::adam::Adam;
 use super::image_pool::ImagePool;
-use super::losses::{GanMode, gradient_penalty, l1, penalty_alphas};
-use super::model::CycleGan;
+use super::losses::{GanMode, GradientPenalty, gradient_penalty, l1, penalty_alphas};
 use super::options::TrainOptions;
+use super::state::TrainState;
+use super::trainer::{GeneratorView, Losses, StepOutput, Visuals, scalars};
+use crate::checkpoint::{self, Direction, StateDict};
+use crate::error::{Error, Result};
 use crate::nets::Initializer;
 use crate::rng::Rng;
 
-/// The eight official losses of one step.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[allow(non_snake_case)]
-pub struct Losses {
-    pub D_A: f64,
-    pub G_A: f64,
-    pub cycle_A: f64,
-    pub idt_A: f64,
-    pub D_B: f64,
-    pub G_B: f64,
-    pub cycle_B: f64,
-    pub idt_B: f64,
-}
-
-impl Losses {
-    /// The official names, in the official order (also the keys of `losses.jsonl`).
-    pub const NAMES: [&'static str; 8] = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"];
-
-    pub fn named(&self) -> [(&'static str, f64); 8] {
-        let values = [self.D_A, self.G_A, self.cycle_A, self.idt_A, self.D_B, self.G_B, self.cycle_B, self.idt_B];
-        std::array::from_fn(|i| (Self::NAMES[i], values[i]))
-    }
-
-    /// The generators' total loss.
-    pub fn generator_total(&self) -> f64 {
-        self.G_A + self.G_B + self.cycle_A + self.cycle_B + self.idt_A + self.idt_B
-    }
-}
-
-/// The images of one step, for sample grids (first row: the A side).
-pub struct Visuals {
-    pub real_a: Tensor<4>,
-    pub fake_b: Tensor<4>,
-    pub rec_a: Tensor<4>,
-    pub idt_b: Option<Tensor<4>>,
-    pub real_b: Tensor<4>,
-    pub fake_a: Tensor<4>,
-    pub rec_b: Tensor<4>,
-    pub idt_a: Option<Tensor<4>>,
-}
+/// The official names of the eight losses, in the official order.
+pub const LOSS_NAMES: [&str; 8] = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"];
 
 /// Loss weights and mode.
 #[derive(Clone, Copy, Debug)]
@@ -71,7 +44,7 @@ pub struct Objective {
 }
 
 /// Everything the optimisation changes.
-pub struct Trainer {
+pub struct CycleGanTrainer {
     pub nets: CycleGan,
     pub opt_g: Adam,
     pub opt_d: Adam,
@@ -81,16 +54,11 @@ pub struct Trainer {
     pub objective: Objective,
 }
 
-/// Several one-element losses read back in one transfer.
-fn values(losses: Vec<Tensor<1>>) -> Vec<f64> {
-    let data = Tensor::cat(losses, 0).detach().into_data();
-    data.iter::<f32>().map(f64::from).collect()
-}
-
-impl Trainer {
+impl CycleGanTrainer {
     /// The networks, optimisers and pools `opts` describe, with weights from
     /// `init` (drawn from `rng` in the official order: G_A, G_B, D_A, D_B).
     pub fn new(opts: &TrainOptions, init: &Initializer, rng: &mut Rng, device: &Device) -> Self {
+        let weights = opts.cycle_weights();
         Self {
             nets: CycleGan::new(
                 &opts.generator(opts.input_nc, opts.output_nc),
@@ -101,18 +69,18 @@ impl Trainer {
             ),
             opt_g: Adam::new(opts.beta1),
             opt_d: Adam::new(opts.beta1),
-            pool_fake_a: ImagePool::new(opts.pool_size),
-            pool_fake_b: ImagePool::new(opts.pool_size),
+            pool_fake_a: ImagePool::new(opts.pool_size()),
+            pool_fake_b: ImagePool::new(opts.pool_size()),
             objective: Objective {
                 gan_mode: opts.gan_mode,
-                lambda_a: opts.lambda_a,
-                lambda_b: opts.lambda_b,
-                lambda_identity: opts.lambda_identity,
+                lambda_a: weights.lambda_a,
+                lambda_b: weights.lambda_b,
+                lambda_identity: weights.lambda_identity,
             },
         }
     }
 
-    pub fn step(&mut self, real_a: Tensor<4>, real_b: Tensor<4>, lr: f64, rng: &mut Rng) -> (Losses, Visuals) {
+    pub fn step(&mut self, real_a: Tensor<4>, real_b: Tensor<4>, lr: f64, rng: &mut Rng) -> StepOutput {
         let obj = self.objective;
         let n = &self.nets;
 
@@ -145,7 +113,7 @@ impl Trainer {
         // The losses come back in one transfer per phase, not one per loss
         // (each read is a round trip on a GPU).
         let zero = || Tensor::<1>::zeros([1], &real_a.device());
-        let g_values = values(vec![
+        let g_values = scalars(vec![
             loss_g_a.clone(),
             loss_g_b.clone(),
             loss_cycle_a.clone(),
@@ -171,34 +139,32 @@ impl Trainer {
         for gp in [&gp_a, &gp_b].into_iter().flatten() {
             d_total = d_total + gp.surrogate.clone();
         }
-        let d_values = values(vec![loss_d_a.clone(), loss_d_b.clone()]);
+        let d_values = scalars(vec![loss_d_a.clone(), loss_d_b.clone()]);
         let grads = d_total.backward();
         let mut d_nets: [(&str, &mut dyn crate::nets::NamedTensors); 2] =
             [("D_A", &mut self.nets.d_a), ("D_B", &mut self.nets.d_b)];
         self.opt_d.step(lr, &mut d_nets, &grads);
 
-        let penalty = |gp: &Option<super::losses::GradientPenalty>| gp.as_ref().map_or(0.0, |g| g.value);
-        let losses = Losses {
-            D_A: d_values[0] + penalty(&gp_a),
-            G_A: g_values[0],
-            cycle_A: g_values[2],
-            idt_A: g_values[4],
-            D_B: d_values[1] + penalty(&gp_b),
-            G_B: g_values[1],
-            cycle_B: g_values[3],
-            idt_B: g_values[5],
-        };
+        let penalty = |gp: &Option<GradientPenalty>| gp.as_ref().map_or(0.0, |g| g.value);
+        // the official order: D_A G_A cycle_A idt_A D_B G_B cycle_B idt_B
+        let values = [
+            d_values[0] + penalty(&gp_a),
+            g_values[0],
+            g_values[2],
+            g_values[4],
+            d_values[1] + penalty(&gp_b),
+            g_values[1],
+            g_values[3],
+            g_values[5],
+        ];
+        let losses = Losses::from_pairs(&std::array::from_fn::<_, 8, _>(|i| (LOSS_NAMES[i], values[i])));
         let visuals = Visuals {
-            real_a,
-            fake_b,
-            rec_a,
-            idt_b,
-            real_b,
-            fake_a,
-            rec_b,
-            idt_a,
+            rows: vec![
+                vec![Some(real_a), Some(fake_b), Some(rec_a), idt_b],
+                vec![Some(real_b), Some(fake_a), Some(rec_b), idt_a],
+            ],
         };
-        (losses, visuals)
+        StepOutput { losses, generator_loss: g_values.iter().sum(), visuals }
     }
 
     /// `(GAN(D(real), real) + GAN(D(fake), fake)) / 2`, and the gradient penalty for WGAN-GP.
@@ -209,7 +175,7 @@ impl Trainer {
         real: Tensor<4>,
         fake: Tensor<4>,
         rng: &mut Rng,
-    ) -> (Tensor<1>, Option<super::losses::GradientPenalty>) {
+    ) -> (Tensor<1>, Option<GradientPenalty>) {
         let d = if for_a { &self.nets.d_a } else { &self.nets.d_b };
         let mode = self.objective.gan_mode;
         let loss = (mode.loss(d.forward(real.clone()), true) + mode.loss(d.forward(fake.clone()), false)) * 0.5;
@@ -218,5 +184,50 @@ impl Trainer {
             gradient_penalty(d, real, fake, &alphas)
         });
         (loss, gp)
+    }
+
+    pub fn generators(&self) -> Vec<GeneratorView<'_>> {
+        let n = &self.nets;
+        vec![
+            GeneratorView { direction: Direction::A2B, net: &n.g_a, config: &n.g_a_config },
+            GeneratorView { direction: Direction::B2A, net: &n.g_b, config: &n.g_b_config },
+        ]
+    }
+
+    /// The four networks, both optimisers' moments (`optimizer.safetensors`,
+    /// under `G.` and `D.`) and the image pools (`pool.safetensors`).
+    pub fn save(&self, dir: &Path, state: &mut TrainState) -> Result<()> {
+        self.nets.save(dir)?;
+        state.opt_g_steps = self.opt_g.steps();
+        state.opt_d_steps = self.opt_d.steps();
+        let mut optim = self.opt_g.state().prefixed("G");
+        optim.extend(self.opt_d.state().prefixed("D"));
+        checkpoint::save_dict(&dir.join("optimizer.safetensors"), &optim, HashMap::new())?;
+        let mut pool = StateDict::default();
+        for (name, p) in [("fake_A", &self.pool_fake_a), ("fake_B", &self.pool_fake_b)] {
+            for (i, img) in p.contents().into_iter().enumerate() {
+                pool.insert(format!("{name}.{i:04}"), img);
+            }
+        }
+        checkpoint::save_dict(&dir.join("pool.safetensors"), &pool, HashMap::new())
+    }
+
+    pub fn load(&mut self, dir: &Path, state: &TrainState, beta1: f64, device: &burn::tensor::Device) -> Result<()> {
+        self.nets.load(dir)?;
+        let optim_path = dir.join("optimizer.safetensors");
+        let (mut optim, _) = checkpoint::read_safetensors(&optim_path)?;
+        let inner = device.clone().inner();
+        let restore = |prefix: &str, steps, optim: &mut StateDict| {
+            Adam::restore(beta1, steps, optim.take_prefix(prefix), &inner).map_err(|e| Error::checkpoint(&optim_path, e))
+        };
+        self.opt_g = restore("G", state.opt_g_steps, &mut optim)?;
+        self.opt_d = restore("D", state.opt_d_steps, &mut optim)?;
+        let (mut pool, _) = checkpoint::read_safetensors(&dir.join("pool.safetensors"))?;
+        for (name, slot) in [("fake_A", &mut self.pool_fake_a), ("fake_B", &mut self.pool_fake_b)] {
+            let part = pool.take_prefix(name);
+            let images = part.iter().map(|(_, d)| d.clone()).collect();
+            *slot = ImagePool::restore(slot.capacity(), images, device);
+        }
+        Ok(())
     }
 }

@@ -18,6 +18,8 @@ What it writes:
   the output, the NCE features at layers 0,4,8,12,16 (`feat.N`, what
   `netG(x, layers, encode_only=True)` returns), and for `aa` a probe with the
   gradients of sum(output * probe) (`grad.input`, `grad.<key>`).
+- cut_latest_net_G.pth, ref_cut_g_odd.png: an anti-aliased generator saved
+  as the official code saves it, and its translation of img_odd.png.
 - cut_d_aa.safetensors: the anti-aliased basic PatchGAN, the same way.
 - cut_netf.safetensors: PatchSampleF (mlp_sample, nc 16) on two images'
   features: its weights (`w.mlp_N...`), the features (`feat.N`), the patch ids
@@ -133,6 +135,24 @@ def generator_fixtures(networks):
         save_file(t, os.path.join(FIX, f"cut_g_{case}.safetensors"),
                   {"arch": "resnet_6blocks", "ngf": "4", "antialias": str(not no_aa).lower(),
                    "antialias_up": str(not no_aa_up).lower()})
+
+
+def official_checkpoint_fixture(networks):
+    """`latest_net_G.pth` as the official code saves it (torch.save of the
+    state dict, filt buffers included), and its translation of img_odd.png
+    as `cyclegan translate` makes it: reflect-padded bottom/right to a
+    multiple of 4, cropped back, rounded to 8 bits."""
+    gen = torch.Generator().manual_seed(15)
+    g = networks.define_G(3, 3, 4, "resnet_6blocks", "instance", False, "normal", 0.02, False, False, [], None)
+    unit_scale(g, gen)
+    torch.save(g.state_dict(), os.path.join(FIX, "cut_latest_net_G.pth"))
+    x = image("img_odd.png")
+    h, w = x.shape[-2:]
+    padded = torch.nn.functional.pad(x, (0, (-w) % 4, 0, (-h) % 4), mode="reflect")
+    with torch.no_grad():
+        y = g.eval()(padded)[:, :, :h, :w]
+    a = ((y[0].permute(1, 2, 0).clamp(-1, 1) + 1.0) * 127.5).round().byte().numpy()
+    Image.fromarray(a).save(os.path.join(FIX, "ref_cut_g_odd.png"))
 
 
 def discriminator_fixture(networks):
@@ -293,6 +313,7 @@ def main():
     fix_instance_norm_backward()
     from models import networks, patchnce
     generator_fixtures(networks)
+    official_checkpoint_fixture(networks)
     discriminator_fixture(networks)
     netf_fixture(networks)
     nce_fixture(patchnce)

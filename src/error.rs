@@ -18,6 +18,9 @@ pub enum Error {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Usage(String),
+    /// Training produced a loss that is not a number.
+    #[error("training diverged at iteration {iteration}: {loss} is {value}; checkpoints/latest holds the last saved iteration (try a lower --lr)")]
+    Diverged { iteration: u64, loss: String, value: f64 },
 }
 
 impl Error {

@@ -341,3 +341,34 @@ fn training_with_evaluation_logs_metrics_keeps_the_best_and_resumes_exactly() {
         }
     }
 }
+
+/// A CUT run evaluates its one direction: metrics.jsonl has a2b only, its
+/// mean is that FID, and `eval --model RUN` scores a2b only.
+#[test]
+fn cut_training_evaluates_a_to_b() {
+    let dir = tmp();
+    let (a, b) = crate::util::dataset(&dir.path().join("data"), 2);
+    let eval_a = folder(dir.path(), "eval_a", &["train_a1.png", "img_square.png"]);
+    let eval_b = folder(dir.path(), "eval_b", &["train_b1.png", "img_odd.png"]);
+    let out = dir.path().join("run");
+    let (ok, _, err) = run(&[
+        "train", "--model", "fastcut", "--data-a", a.to_str().unwrap(), "--data-b", b.to_str().unwrap(), "--output", out.to_str().unwrap(),
+        "--netG", "resnet_6blocks", "--ngf", "2", "--ndf", "2", "--load-size", "36", "--crop-size", "32", "--netF-nc", "8",
+        "--num-patches", "16", "--eval-a", eval_a.to_str().unwrap(), "--eval-b", eval_b.to_str().unwrap(),
+        "--eval-freq", "2", "--max-iters", "2", "--inception", formula_weights_file().to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("evaluation at iteration 2: FID a2b") && !err.contains("b2a"), "{err}");
+    let m: Value = serde_json::from_str(std::fs::read_to_string(out.join("metrics.jsonl")).unwrap().lines().next().unwrap()).unwrap();
+    assert!(m.get("fid_b2a").is_none() && m["fid_mean"] == m["fid_a2b"], "{m}");
+    assert!(out.join("checkpoints/best/G.safetensors").is_file());
+    let (ok, stdout, err) = run(&[
+        "eval", "--model", out.to_str().unwrap(), "--test-a", eval_a.to_str().unwrap(), "--test-b", eval_b.to_str().unwrap(),
+        "--inception", formula_weights_file().to_str().unwrap(), "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(v.get("a2b").is_some() && v.get("b2a").is_none(), "{v}");
+    let (got, want) = (v["a2b"]["fid"].as_f64().unwrap(), m["fid_a2b"].as_f64().unwrap());
+    assert!((got - want).abs() <= 1e-9 * want, "eval --model {got}, training {want}");
+}

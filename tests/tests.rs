@@ -6,6 +6,7 @@ mod checkpoints;
 mod cli;
 mod crafted;
 mod cut;
+mod cut_options;
 mod eval;
 mod parity;
 mod train;

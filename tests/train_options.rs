@@ -62,6 +62,11 @@ fn bad_options_fail_with_one_line_before_any_work() {
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: not one line: {err}");
         assert!(!out.exists(), "{args:?}: created the run folder");
     }
+    // A learning rate that makes the losses blow up stops training in one line, nothing saved past it.
+    let diverged = dir.path().join("diverged");
+    let (ok, _, err) = train_tiny(&data, &diverged, &["--lr", "1e30", "--max-iters", "20"]);
+    assert!(!ok && err.contains("training diverged at iteration") && err.contains("try a lower --lr"), "{err}");
+    assert_eq!(err.trim().lines().filter(|l| l.starts_with("error")).count(), 1, "{err}");
     // A folder that already holds a run is not overwritten.
     assert!(train_tiny(&data, &out, &["--max-iters", "1"]).0);
     let (ok, _, err) = train_tiny(&data, &out, &["--max-iters", "1"]);

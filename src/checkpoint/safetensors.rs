@@ -87,10 +87,25 @@ pub fn encode(dict: &StateDict, metadata: HashMap<String, String>) -> Vec<u8> {
             (k.clone(), raw)
         })
         .collect();
-    // safetensors 0.8 writes a broken header for no tensors with `Some(metadata)`.
-    let metadata = (!metadata.is_empty() && !raws.is_empty()).then_some(metadata);
+    if raws.is_empty() {
+        return metadata_only(metadata);
+    }
+    let metadata = (!metadata.is_empty()).then_some(metadata);
     safetensors::serialize(raws.iter().map(|(k, r)| (k.as_str(), r)), metadata)
         .expect("serializing in-memory tensors cannot fail")
+}
+
+/// A file of no tensors (CUT's netF without MLPs), still describing itself:
+/// safetensors 0.8 writes a header it cannot read back for no tensors with
+/// metadata, so the header is written here, as the format lays it out (its
+/// length as a little-endian u64, then the JSON, space-padded to 8 bytes).
+fn metadata_only(metadata: HashMap<String, String>) -> Vec<u8> {
+    let header = if metadata.is_empty() { serde_json::json!({}) } else { serde_json::json!({ "__metadata__": metadata }) };
+    let mut json = header.to_string().into_bytes();
+    json.resize(json.len().div_ceil(8) * 8, b' ');
+    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(json);
+    bytes
 }
 
 #[cfg(test)]
@@ -102,8 +117,9 @@ mod tests {
         let path = Path::new("x.safetensors");
         let mut dict = StateDict::default();
         for meta in [HashMap::new(), HashMap::from([("k".to_string(), "v".to_string())])] {
-            let (back, _) = decode(path, &encode(&dict, meta.clone())).unwrap();
+            let (back, m) = decode(path, &encode(&dict, meta.clone())).unwrap();
             assert!(back.is_empty());
+            assert_eq!(m, meta, "the metadata of a file without tensors");
         }
         dict.insert("a.weight".into(), TensorData::new(vec![1.5f32, -2.0], [2]));
         dict.insert("n".into(), TensorData::new(vec![7i64], Vec::<usize>::new()));

@@ -133,9 +133,10 @@ fn score_model(
     batch: usize,
 ) -> anyhow::Result<()> {
     let device = args.device.device()?;
-    // A run folder has both generators; a file translates the way it records (a2b when it does not say).
+    // A run folder has both generators (CUT: one, A to B); a file translates
+    // the way it records (a2b when it does not say).
     let directions = if model.is_dir() {
-        vec![Direction::A2B, Direction::B2A]
+        crate::translate::run_directions(model)
     } else {
         vec![Translator::open(model, Direction::A2B, &device).map_or(Direction::B2A, |t| t.direction.unwrap_or(Direction::A2B))]
     };

@@ -23,6 +23,8 @@ use crate::rng::Rng;
 
 /// The official `Normalize`'s epsilon: `x / (|x| + 1e-7)`.
 const NORM_EPS: f64 = 1e-7;
+/// Added under the square root of a row's squared length (see [`PatchSampler::forward`]).
+const ZERO_ROW_GUARD: f64 = 1e-24;
 /// The widest MLP accepted (the official default is 256).
 const MAX_NC: usize = 4096;
 
@@ -122,7 +124,11 @@ impl PatchSampler {
                     Some(mlp) => mlp.second.forward(relu(mlp.first.forward(rows))),
                     None => rows,
                 };
-                let norm = rows.clone().square().sum_dim(1).sqrt();
+                // The official `x / (|x| + 1e-7)`, with |x| taken as sqrt(|x|^2 + 1e-24):
+                // the same values in f32, but a finite gradient where a row is
+                // all zero (the MLP's ReLU can zero a row; the official code
+                // then trains on NaN from sqrt's derivative at 0).
+                let norm = (rows.clone().square().sum_dim(1) + ZERO_ROW_GUARD).sqrt();
                 rows / (norm + NORM_EPS)
             })
             .collect()

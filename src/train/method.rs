@@ -29,7 +29,6 @@ pub enum Method {
 pub struct Defaults {
     pub n_epochs: usize,
     pub n_epochs_decay: usize,
-    pub pool_size: usize,
     pub init_type: InitType,
     /// CUT and FastCUT only.
     pub lambda_nce: f64,
@@ -56,17 +55,15 @@ impl Method {
             Self::CycleGan => Defaults {
                 n_epochs: 100,
                 n_epochs_decay: 100,
-                pool_size: 50,
                 init_type: InitType::Normal,
                 lambda_nce: 0.0,
                 nce_idt: false,
                 flip_equivariance: false,
             },
-            // The CUT code's base options: xavier init, 200 + 200 epochs; its model: no image pool.
+            // The CUT code's base options: xavier init, 200 + 200 epochs.
             Self::Cut => Defaults {
                 n_epochs: 200,
                 n_epochs_decay: 200,
-                pool_size: 0,
                 init_type: InitType::Xavier,
                 lambda_nce: 1.0,
                 nce_idt: true,
@@ -75,7 +72,6 @@ impl Method {
             Self::Fastcut => Defaults {
                 n_epochs: 150,
                 n_epochs_decay: 50,
-                pool_size: 0,
                 init_type: InitType::Xavier,
                 lambda_nce: 10.0,
                 nce_idt: false,

@@ -124,7 +124,7 @@ pub struct TrainOptions {
     /// Adversarial loss.
     #[arg(long, value_enum, default_value_t = GanMode::Lsgan)]
     pub gan_mode: GanMode,
-    /// Generated images kept to train the discriminators on (0: none) [default: 50; cut and fastcut: 0].
+    /// Generated images kept to train the discriminators on (0: none) (cyclegan) [default: 50].
     #[arg(long)]
     pub pool_size: Option<usize>,
     /// Learning-rate schedule.
@@ -342,6 +342,9 @@ impl TrainOptions {
             if let Some((flag, _)) = cycle_only.iter().find(|(_, v)| v.is_some()) {
                 return Err(format!("{flag} weighs CycleGAN's cycle and identity losses; --model {model} has neither (its weights are --lambda-gan and --lambda-nce)"));
             }
+            if self.pool_size.is_some() {
+                return Err(format!("--pool-size: --model {model} trains D on the current translations only (the official code keeps no image pool)"));
+            }
             if !self.net_g.is_resnet() {
                 return Err(format!(
                     "--model {model} compares features of the ResNet generator's layers: use --netG resnet_9blocks or resnet_6blocks, not {}",
@@ -364,9 +367,10 @@ impl TrainOptions {
             if cut.lambda_gan.is_nan() || cut.lambda_gan < 0.0 || cut.lambda_nce.is_nan() || cut.lambda_nce < 0.0 {
                 return Err("loss weights must not be negative".into());
             }
-            if cut.nce_idt && self.input_nc != self.output_nc {
+            if self.input_nc != self.output_nc {
                 return Err(format!(
-                    "--nce-idt translates B images, which needs --input-nc equal to --output-nc (got {} and {}); pass --nce-idt false",
+                    "--model {model} runs its translations through the generator again (PatchNCE compares their features with the input's), \
+                     which needs --input-nc equal to --output-nc (got {} and {})",
                     self.input_nc, self.output_nc
                 ));
             }
@@ -404,7 +408,7 @@ impl TrainOptions {
     }
 
     pub fn pool_size(&self) -> usize {
-        self.pool_size.unwrap_or(self.model.defaults().pool_size)
+        self.pool_size.unwrap_or(50)
     }
 
     pub fn init_type(&self) -> InitType {
@@ -475,7 +479,6 @@ impl TrainOptions {
         let mut o = self.clone();
         o.n_epochs = Some(self.n_epochs());
         o.n_epochs_decay = Some(self.n_epochs_decay());
-        o.pool_size = Some(self.pool_size());
         o.init_type = Some(self.init_type());
         if self.model.is_cut() {
             let c = self.cut();
@@ -490,6 +493,7 @@ impl TrainOptions {
             o.num_patches = Some(c.num_patches);
             o.flip_equivariance = Some(c.flip_equivariance);
         } else {
+            o.pool_size = Some(self.pool_size());
             let c = self.cycle_weights();
             o.lambda_a = Some(c.lambda_a);
             o.lambda_b = Some(c.lambda_b);
@@ -518,9 +522,11 @@ impl TrainOptions {
 
     /// The keys whose value differs from the method's default (the official code marks these too).
     pub fn non_defaults(&self) -> Vec<String> {
+        // against the defaults of the same method, --model itself apart
         let defaults: std::collections::HashMap<_, _> =
             Self { model: self.model, ..Self::default() }.entries().into_iter().collect();
-        self.entries().into_iter().filter(|(k, v)| defaults.get(k) != Some(v)).map(|(k, _)| k).collect()
+        let changed = self.entries().into_iter().filter(|(k, v)| defaults.get(k) != Some(v)).map(|(k, _)| k);
+        (self.model != Method::default()).then(|| "model".to_string()).into_iter().chain(changed).collect()
     }
 }
 

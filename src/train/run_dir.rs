@@ -115,7 +115,8 @@ impl RunDir {
         text.push_str(if changed.is_empty() { "none" } else { "" });
         text.push_str(&changed.join(", "));
         text.push_str("\n\n");
-        text.push_str(&options.to_toml());
+        // every option in force, the method's defaults written out
+        text.push_str(&options.resolved().to_toml());
         fs::write_bytes_atomic(&self.options_path(), text.as_bytes())
     }
 

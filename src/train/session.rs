@@ -161,6 +161,10 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>, on_event: &
                 device.seed(opts.seed ^ (state.iteration + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             }
             let out = trainer.step(real_a, real_b, lr, &mut step_rng);
+            // NaN weights cannot recover: stop before they are saved
+            if let Some((name, value)) = out.losses.0.iter().find(|(_, v)| !v.is_finite()) {
+                return Err(Error::Diverged { iteration: state.iteration + 1, loss: name.clone(), value: *value });
+            }
             state.iteration += 1;
             state.epoch_samples += n;
             state.epoch_g_loss += out.generator_loss;

@@ -105,7 +105,9 @@ impl Translator {
     }
 }
 
-/// The generator file a `--model` argument names.
+/// The generator file a `--model` argument names. In a run folder (or one
+/// of its checkpoint folders) that is G_A or G_B for CycleGAN, and G, which
+/// translates A to B only, for CUT.
 pub fn resolve_model(model: &Path, direction: Direction) -> Result<PathBuf> {
     if !model.is_dir() {
         if !model.exists() {
@@ -113,11 +115,27 @@ pub fn resolve_model(model: &Path, direction: Direction) -> Result<PathBuf> {
         }
         return Ok(model.to_path_buf());
     }
+    let folders = [model.to_path_buf(), model.join("checkpoints").join("latest")];
+    let find = |name: &str| folders.iter().map(|f| f.join(name)).find(|p| p.is_file());
     let name = format!("{}.safetensors", direction.generator());
-    let candidates = [model.join(&name), model.join("checkpoints").join("latest").join(&name)];
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-        Error::checkpoint(model, format!("is a folder without {name} or checkpoints/latest/{name}: not a training run"))
-    })
+    if let Some(file) = find(&name) {
+        return Ok(file);
+    }
+    if find(CUT_GENERATOR).is_some() {
+        return match direction {
+            Direction::A2B => Ok(find(CUT_GENERATOR).expect("just found")),
+            Direction::B2A => Err(Error::checkpoint(model, "is a CUT run: its one generator translates A to B only")),
+        };
+    }
+    Err(Error::checkpoint(model, format!("is a folder without {name} or checkpoints/latest/{name}: not a training run")))
+}
+
+/// CUT's generator in a run folder.
+const CUT_GENERATOR: &str = "G.safetensors";
+
+/// The directions a run folder's generators translate (both for CycleGAN, A to B for CUT).
+pub fn run_directions(run: &Path) -> Vec<Direction> {
+    [Direction::A2B, Direction::B2A].into_iter().filter(|&d| resolve_model(run, d).is_ok()).collect()
 }
 
 /// What to translate and how (`cyclegan translate`).

@@ -8,14 +8,19 @@ a Markdown table for BENCHMARKS.md.
 
 PyTorch figures come from `../shared/reference/cyclegan_ref.py time-forward`
 (batch 1) and from scripts/reference_timing.py (batch 4 and training; see
-its docstring for why `time-train` is not called directly). Peak memory is
-each process's peak resident set, the PyTorch runtime included.
+its docstring for why `time-train` is not called directly), from
+scripts/bench_inception.py (pytorch-fid's network) and from
+scripts/reference_cut_timing.py (the official CUT code, $CYCLEGAN_CUT_REPO or
+~/cutrepo). Peak memory is each process's peak resident set, the PyTorch
+runtime included.
 """
 import argparse, json, os, platform, statistics, subprocess, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 REF = os.environ.get("CYCLEGAN_REF", os.path.join(ROOT, "..", "shared", "reference"))
+# The official CUT code's Python files (see scripts/make_cut_fixtures.py for how to bring them).
+CUT_REPO = os.environ.get("CYCLEGAN_CUT_REPO", os.path.expanduser("~/cutrepo"))
 
 CASES = [  # (our case, PyTorch command)
     ("forward256", [os.path.join(REF, "cyclegan_ref.py"), "time-forward", "--size", "256"]),
@@ -24,6 +29,8 @@ CASES = [  # (our case, PyTorch command)
     ("train256", [os.path.join(HERE, "reference_timing.py"), "train", "--size", "256", "--iters", "3"]),
     ("inception10", [os.path.join(HERE, "bench_inception.py"), "--batch", "10"]),  # pytorch-fid's network
     ("inception50", [os.path.join(HERE, "bench_inception.py"), "--batch", "50"]),  # at its default batch size
+    ("train256-cut", [os.path.join(HERE, "reference_cut_timing.py"), "--cut-repo", CUT_REPO, "--mode", "cut", "--size", "256", "--iters", "3"]),
+    ("train256-fastcut", [os.path.join(HERE, "reference_cut_timing.py"), "--cut-repo", CUT_REPO, "--mode", "fastcut", "--size", "256", "--iters", "3"]),
 ]
 
 

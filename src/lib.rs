@@ -8,8 +8,9 @@
 //! - [`ops`]: reflection padding and instance norm, fused on the CPU;
 //! - [`checkpoint`]: self-describing safetensors files, and `.pth` import without pickle code;
 //! - [`train`]: losses, the image pool, schedules, the optimisation step, the run folder;
-//! - [`evaluate`]: how good translations are (PSNR);
+//! - [`evaluate`]: how good translations are (FID, KID, paired L1/PSNR/SSIM);
 //! - [`translate`]: images, folders and large pictures through a trained generator;
+//! - [`export`]: generators as ONNX files for other runtimes;
 //! - [`cli`]: one typed options struct per command.
 
 // Kernels index several arrays in step (clearer than zipped iterators there),
@@ -21,6 +22,7 @@ pub mod checkpoint;
 pub mod device;
 pub mod error;
 pub mod evaluate;
+pub mod export;
 pub mod fs;
 pub mod image_io;
 pub mod nets;

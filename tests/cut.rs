@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use burn::tensor::{Device, Tensor};
 use cyclegan::checkpoint::{self, NetConfig};
 use cyclegan::nets::{
-    DiscriminatorArch, DiscriminatorConfig, GeneratorArch, GeneratorConfig, Initializer, NamedTensors, PatchFeatures,
+    DiscriminatorArch, DiscriminatorConfig, GeneratorArch, Initializer, NamedTensors, PatchFeatures,
     PatchSamplerConfig, Slot,
 };
 use cyclegan::rng::Rng;
@@ -19,18 +19,9 @@ use cyclegan::train::options::TrainOptions;
 use cyclegan::train::trainer::Trainer;
 use serde_json::Value;
 
-use crate::util::{Fixture, assert_close, assert_param_grad, fixture, floats};
+use crate::util::{Fixture, assert_close, assert_param_grad, fixture, floats, generator_config};
 
 const LAYERS: [usize; 5] = [0, 4, 8, 12, 16];
-
-fn generator_config(fx: &Fixture) -> GeneratorConfig {
-    GeneratorConfig {
-        ngf: fx.num("ngf").unwrap(),
-        antialias: fx.str("antialias") == Some("true"),
-        antialias_up: fx.str("antialias_up") == Some("true"),
-        ..GeneratorConfig::new(GeneratorArch::from_name(fx.str("arch").unwrap()).unwrap())
-    }
-}
 
 #[test]
 fn generators_match_the_official_code_with_and_without_antialiasing() {

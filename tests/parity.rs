@@ -4,12 +4,12 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use cyclegan::nets::{
-    Discriminator, DiscriminatorArch, DiscriminatorConfig, Generator, GeneratorArch, GeneratorConfig, Initializer,
+    Discriminator, DiscriminatorArch, DiscriminatorConfig, Generator, Initializer,
     NamedTensors, NormKind, Slot,
 };
 use cyclegan::rng::Rng;
 
-use crate::util::{Fixture, assert_close, assert_param_grad, device, floats, tolerance};
+use crate::util::{Fixture, assert_close, assert_param_grad, device, floats, generator_config, tolerance};
 
 
 enum Net {
@@ -40,19 +40,7 @@ fn build(fx: &Fixture, device: &Device) -> Net {
     let mut rng = Rng::seed_from(0);
     let init = Initializer::ForLoading;
     let mut net = match fx.str("net").unwrap() {
-        "generator" => Net::G(
-            GeneratorConfig {
-                arch: GeneratorArch::from_name(fx.str("arch").unwrap()).unwrap(),
-                input_nc,
-                output_nc: fx.num("output_nc").unwrap_or(3),
-                ngf: fx.num("ngf").unwrap(),
-                norm,
-                dropout: fx.str("dropout") == Some("true"),
-                antialias: false,
-                antialias_up: false,
-            }
-            .init(&init, &mut rng, device),
-        ),
+        "generator" => Net::G(generator_config(fx).init(&init, &mut rng, device)),
         _ => Net::D(
             DiscriminatorConfig {
                 arch: DiscriminatorArch::from_name(fx.str("arch").unwrap()).unwrap(),

@@ -8,6 +8,7 @@ mod crafted;
 mod cut;
 mod cut_options;
 mod eval;
+mod export;
 mod parity;
 mod train;
 mod train_options;

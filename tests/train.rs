@@ -100,7 +100,7 @@ fn killed_and_resumed_matches(dir: &Path, extra: &[&str]) -> std::path::PathBuf 
     const ITERS: u64 = 12;
     let (a, b) = dataset(dir, 4);
     let common = |out: &Path, more: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = [
+        let v: Vec<String> = [
             "train", "--data-a", a.to_str().unwrap(), "--data-b", b.to_str().unwrap(), "--output", out.to_str().unwrap(),
             "--netG", "resnet_6blocks", "--ngf", "8", "--ndf", "8", "--load-size", "36", "--crop-size", "32",
             "--max-iters", &ITERS.to_string(), "--print-freq", "1", "--seed", "11",

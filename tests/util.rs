@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData};
 use cyclegan::checkpoint::{self, StateDict};
+use cyclegan::nets::{GeneratorArch, GeneratorConfig, NormKind};
 
 pub fn fixture(name: &str) -> PathBuf {
     repo_root().join("tests").join("fixtures").join(name)
@@ -52,6 +53,20 @@ impl Fixture {
 
     pub fn num(&self, key: &str) -> Option<usize> {
         self.meta.get(key).map(|v| v.parse().unwrap())
+    }
+}
+
+/// The generator a fixture's metadata describes (CycleGAN's and CUT's fixtures).
+pub fn generator_config(fx: &Fixture) -> GeneratorConfig {
+    GeneratorConfig {
+        arch: GeneratorArch::from_name(fx.str("arch").unwrap()).unwrap(),
+        input_nc: fx.num("input_nc").unwrap_or(3),
+        output_nc: fx.num("output_nc").unwrap_or(3),
+        ngf: fx.num("ngf").unwrap(),
+        norm: NormKind::from_name(fx.str("norm").unwrap_or("instance")).unwrap(),
+        dropout: fx.str("dropout") == Some("true"),
+        antialias: fx.str("antialias") == Some("true"),
+        antialias_up: fx.str("antialias_up") == Some("true"),
     }
 }
 

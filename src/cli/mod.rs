@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod eval;
+mod export;
 mod import;
 mod progress;
 mod train;
@@ -35,6 +36,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// FID and KID (pytorch-fid's and torch-fidelity's) between two folders, or of a model's translations.
     Eval(eval::EvalArgs),
+    /// Write a generator as an ONNX file for other runtimes (onnxruntime, TensorRT, the browser).
+    Export(export::ExportArgs),
 }
 
 /// Options shared by every command that computes.
@@ -60,6 +63,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         Command::Translate(args) => translate::run(args),
         Command::Import(args) => import::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Export(args) => export::run(args),
     }
 }
 

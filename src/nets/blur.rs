@@ -46,11 +46,16 @@ impl BlurDown {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         ops::blur_down(x, &binomial(&DOWN_TAPS))
     }
+
+    /// The official `filt` buffer, `[C, 1, 3, 3]`.
+    pub fn filter(&self) -> TensorData {
+        filt_buffer(&binomial(&DOWN_TAPS), 3, self.channels)
+    }
 }
 
 impl NamedTensors for BlurDown {
     fn visit_named(&mut self, prefix: &str, f: &mut dyn FnMut(String, Slot<'_>)) {
-        f(key(prefix, "filt"), Slot::Fixed(filt_buffer(&binomial(&DOWN_TAPS), 3, self.channels)));
+        f(key(prefix, "filt"), Slot::Fixed(self.filter()));
     }
 }
 
@@ -68,10 +73,15 @@ impl BlurUp {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         ops::blur_up(x, &Self::kernel())
     }
+
+    /// The official `filt` buffer, `[C, 1, 4, 4]`.
+    pub fn filter(&self) -> TensorData {
+        filt_buffer(&Self::kernel(), 4, self.channels)
+    }
 }
 
 impl NamedTensors for BlurUp {
     fn visit_named(&mut self, prefix: &str, f: &mut dyn FnMut(String, Slot<'_>)) {
-        f(key(prefix, "filt"), Slot::Fixed(filt_buffer(&Self::kernel(), 4, self.channels)));
+        f(key(prefix, "filt"), Slot::Fixed(self.filter()));
     }
 }

@@ -25,8 +25,8 @@ pub use blur::{BlurDown, BlurUp};
 pub use layers::{Conv2d, ConvTranspose2d, Dropout, Linear, Norm, NormStats};
 pub use named::{NamedTensors, Slot, SlotRole};
 pub use patch_sample::{PatchFeatures, PatchSampler, PatchSamplerConfig};
-pub use resnet::{ResnetBlock, ResnetGenerator};
-pub use unet::{UnetBlock, UnetGenerator};
+pub use resnet::{ResnetBlock, ResnetGenerator, UpConv};
+pub use unet::{Level as UnetLevel, UnetBlock, UnetGenerator};
 pub use config::{
     ConfigError, DiscriminatorArch, DiscriminatorConfig, GeneratorArch, GeneratorConfig, MAX_FILTERS, MAX_LAYERS, NormKind,
 };

@@ -76,30 +76,38 @@ pub fn decode(path: &Path) -> Result<DynamicImage> {
 
 /// Decode image bytes; `path` only names the source in errors.
 pub fn decode_bytes(path: &Path, bytes: &[u8]) -> Result<DynamicImage> {
-    if bytes.is_empty() {
-        return Err(Error::image(path, "file is empty"));
-    }
-    let reader = || {
-        let mut r = ImageReader::new(Cursor::new(bytes));
-        r.set_format(image::guess_format(bytes).map_err(|_| Error::image(path, "not an image in a supported format (png, jpeg, webp, bmp, tiff)"))?);
-        Ok::<_, Error>(r)
-    };
-    let (w, h) = reader()?
-        .into_dimensions()
-        .map_err(|e| Error::image(path, format!("corrupt or truncated image ({e})")))?;
+    let (w, h) = header_dimensions(path, bytes)?;
     if w > MAX_SIDE || h > MAX_SIDE {
         return Err(Error::image(path, format!("image is {w}x{h} pixels, over the {MAX_SIDE}-pixel limit per side")));
     }
     if w == 0 || h == 0 {
         return Err(Error::image(path, "image has no pixels"));
     }
-    let mut r = reader()?;
+    let mut r = reader(path, bytes)?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_ALLOC);
     r.limits(limits);
     r.decode().map_err(|e| Error::image(path, format!("corrupt or truncated image ({e})")))
+}
+
+/// A reader of `bytes` in the format their first bytes say.
+fn reader<'a>(path: &Path, bytes: &'a [u8]) -> Result<ImageReader<Cursor<&'a [u8]>>> {
+    if bytes.is_empty() {
+        return Err(Error::image(path, "file is empty"));
+    }
+    let format = image::guess_format(bytes)
+        .map_err(|_| Error::image(path, "not an image in a supported format (png, jpeg, webp, bmp, tiff)"))?;
+    let mut r = ImageReader::new(Cursor::new(bytes));
+    r.set_format(format);
+    Ok(r)
+}
+
+/// Width and height as the file's header states them, nothing decoded (a
+/// server refuses pixel bombs by this before decoding).
+pub fn header_dimensions(path: &Path, bytes: &[u8]) -> Result<(u32, u32)> {
+    reader(path, bytes)?.into_dimensions().map_err(|e| Error::image(path, format!("corrupt or truncated image ({e})")))
 }
 
 /// Convert a decoded image to `channels` channels (1, 3 or 4) in `[-1, 1]`.
@@ -163,6 +171,12 @@ pub fn save(path: &Path, data: &ImageData) -> Result<()> {
     let format = output_format(path).ok_or_else(|| {
         Error::image(path, "unknown output format: use a .png, .jpg, .webp, .bmp or .tif name")
     })?;
+    let buf = encode(data, format).map_err(|e| Error::image(path, e))?;
+    fs::write_bytes_atomic(path, &buf)
+}
+
+/// The bytes of an 8-bit file of `format`, as [`save`] writes them.
+pub fn encode(data: &ImageData, format: ImageFormat) -> std::result::Result<Vec<u8>, String> {
     let img = data.to_image();
     let img = match (data.channels, format) {
         (1, _) => DynamicImage::ImageRgb8(img.to_rgb8()),
@@ -170,8 +184,8 @@ pub fn save(path: &Path, data: &ImageData) -> Result<()> {
         _ => img,
     };
     let mut buf = Vec::new();
-    img.write_to(&mut Cursor::new(&mut buf), format).map_err(|e| Error::image(path, format!("cannot encode ({e})")))?;
-    fs::write_bytes_atomic(path, &buf)
+    img.write_to(&mut Cursor::new(&mut buf), format).map_err(|e| format!("cannot encode ({e})"))?;
+    Ok(buf)
 }
 
 fn composite_on_white(img: &DynamicImage) -> DynamicImage {

@@ -10,6 +10,7 @@
 //! - [`train`]: losses, the image pool, schedules, the optimisation step, the run folder;
 //! - [`evaluate`]: how good translations are (FID, KID, paired L1/PSNR/SSIM);
 //! - [`translate`]: images, folders and large pictures through a trained generator;
+//! - [`serve`]: generators behind an HTTP API and a web page;
 //! - [`export`]: generators as ONNX files for other runtimes;
 //! - [`cli`]: one typed options struct per command.
 
@@ -28,6 +29,7 @@ pub mod image_io;
 pub mod nets;
 pub mod ops;
 pub mod rng;
+pub mod serve;
 pub mod data;
 pub mod demo;
 pub mod translate;

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod browser;
 mod checkpoints;
 mod cli;
 mod crafted;
@@ -10,5 +11,6 @@ mod cut_options;
 mod eval;
 mod export;
 mod parity;
+mod serve;
 mod train;
 mod train_options;

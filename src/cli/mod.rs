@@ -7,6 +7,7 @@ mod eval;
 mod export;
 mod import;
 mod progress;
+mod serve;
 mod train;
 mod translate;
 
@@ -38,6 +39,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Write a generator as an ONNX file for other runtimes (onnxruntime, TensorRT, the browser).
     Export(export::ExportArgs),
+    /// Offer generators over HTTP: an API and a web page.
+    Serve(serve::ServeArgs),
 }
 
 /// Options shared by every command that computes.
@@ -64,6 +67,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         Command::Import(args) => import::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Export(args) => export::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

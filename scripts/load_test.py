@@ -52,6 +52,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--no-backoff", action="store_true", help="retry at once after a 503 (a stress test)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         model, images_dir = make_model(tmp)
@@ -86,6 +87,8 @@ def main():
                 r.read()
                 with lock:
                     results.append((r.status, time.monotonic() - t))
+                if r.status == 503 and not a.no_backoff:  # a well-behaved client waits as Retry-After says
+                    time.sleep(float(r.getheader("Retry-After", "1")))
 
         threads = [threading.Thread(target=client, args=(k,)) for k in range(a.clients)]
         start = time.monotonic()

@@ -3,7 +3,9 @@
 //! downloads a browser). It opens the page, chooses an image, presses
 //! Translate, and reads `<img id="result">`'s pixels back through a canvas:
 //! they must be `cyclegan translate`'s. With `CYCLEGAN_SCREENSHOT=FILE` it
-//! also saves a screenshot of the page (README's picture).
+//! also saves a screenshot of the page; `CYCLEGAN_SCREENSHOT_MODEL` and
+//! `CYCLEGAN_SCREENSHOT_IMAGE` put another model and image on it (README's
+//! picture: a CycleGAN trained on emoji64).
 //!
 //! The test needs `/usr/bin/chromium` (or `$CHROMIUM`); `.ci/run` installs
 //! it. `CYCLEGAN_SKIP_BROWSER=1` skips it on machines without one.
@@ -33,10 +35,11 @@ fn the_page_translates_a_chosen_image_with_translates_pixels() {
         }
         panic!("the browser test needs Debian's chromium at /usr/bin/chromium (apt-get install chromium), or CHROMIUM=PATH; CYCLEGAN_SKIP_BROWSER=1 skips it");
     };
-    let model = fixture("g_resnet9.pth");
-    let server = Served::start(&["--model", &format!("horse2zebra={}", model.display())]);
+    let env_path = |k: &str| std::env::var(k).ok().map(PathBuf::from);
+    let model = env_path("CYCLEGAN_SCREENSHOT_MODEL").unwrap_or_else(|| fixture("g_resnet9.pth"));
+    let server = Served::start(&["--model", model.to_str().unwrap()]);
     let dir = tmp();
-    let input = fixture("img_square.png");
+    let input = env_path("CYCLEGAN_SCREENSHOT_IMAGE").unwrap_or_else(|| fixture("img_square.png"));
     let want = dir.path().join("want.png");
     translate_file(&model, &input, &want);
     let want = image::open(&want).unwrap().to_rgba8();

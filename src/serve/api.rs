@@ -126,12 +126,17 @@ pub async fn translate(State(s): State<AppState>, Query(q): Query<TranslateQuery
     let index = find(&s, q.model.as_deref(), q.direction)?;
     let format = q.format.unwrap_or_default();
     let bytes = image_bytes(request, &s).await?;
+    // a place in the queue before decoding: a full server refuses cheaply
+    // (the body is read all the same, so that the client hears the answer)
+    let slot = s.queue.slots.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{} translations are waiting already; retry shortly", s.limits.queue))
+    })?;
     let max_pixels = s.limits.max_pixels;
     let image = tokio::task::spawn_blocking(move || decode_checked(&bytes, max_pixels))
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "decoding failed"))??;
     let (reply, answer) = oneshot::channel();
-    let job = Job { model: index, image, deadline: Instant::now() + s.limits.deadline, reply };
+    let job = Job { model: index, image, deadline: Instant::now() + s.limits.deadline, reply, slot };
     s.queue.submit(job).map_err(|e| match e {
         Refused::Full => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{} translations are waiting already; retry shortly", s.limits.queue)),
         Refused::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping"),

@@ -67,7 +67,7 @@ pub fn open(specs: &[ModelSpec], device: &Device, tiling: Option<Tiling>) -> Res
         if listings.iter().any(|l| l.name == spec.name) {
             return Err(Error::Usage(format!("--model {}: two models are named '{}'; name them with NAME=PATH", spec.path.display(), spec.name)));
         }
-        let directions = directions_of(&spec.path, device)?;
+        let directions = directions_of(&spec.path)?;
         let mut listing: Option<ModelListing> = None;
         for direction in directions {
             let translator = Translator::open(&spec.path, direction, device)?;
@@ -91,17 +91,15 @@ pub fn open(specs: &[ModelSpec], device: &Device, tiling: Option<Tiling>) -> Res
 }
 
 /// A run folder's directions; a file's recorded one (a2b when it records none).
-fn directions_of(path: &Path, device: &Device) -> Result<Vec<Direction>> {
+fn directions_of(path: &Path) -> Result<Vec<Direction>> {
     if path.is_dir() {
         let found = translate::run_directions(path);
         if found.is_empty() {
-            translate::resolve_model(path, Direction::A2B)?;
+            translate::resolve_model(path, Direction::A2B)?; // says why the folder is not a run
         }
         return Ok(found);
     }
-    let t = Translator::open(path, Direction::A2B, device);
-    Ok(vec![match t {
-        Ok(t) => t.direction.unwrap_or(Direction::A2B),
-        Err(_) => Direction::B2A, // a file recording b2a refuses a2b; anything else fails again below with its reason
-    }])
+    let file = translate::resolve_model(path, Direction::A2B)?; // says so if there is no such file
+    let (_, info) = crate::checkpoint::read(&file, None)?;
+    Ok(vec![info.direction.unwrap_or(Direction::A2B)])
 }

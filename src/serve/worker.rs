@@ -1,7 +1,9 @@
 //! The device's one worker thread and the bounded queue in front of it:
-//! translations run one at a time, in arrival order; a full queue is
-//! refused at once (the caller answers 503), and a request whose client
-//! gave up or whose deadline passed while it waited is dropped unrun.
+//! translations run one at a time, in arrival order. A request takes its
+//! place in the queue (a semaphore permit, [`Queue::slots`]) before its
+//! upload is decoded, so a full queue is refused at once and cheaply
+//! (the caller answers 503); a request whose client gave up or whose
+//! deadline passed while it waited is dropped unrun.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,7 +11,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::Instant;
 
 use image::DynamicImage;
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::metrics::Metrics;
 use super::models::Served;
@@ -23,6 +25,8 @@ pub struct Job {
     pub image: DynamicImage,
     pub deadline: Instant,
     pub reply: oneshot::Sender<Result<ImageData, String>>,
+    /// Its place in the queue, given back when the job is done or dropped.
+    pub slot: OwnedSemaphorePermit,
 }
 
 /// The sending side of the queue.
@@ -30,6 +34,8 @@ pub struct Job {
 pub struct Queue {
     tx: SyncSender<Job>,
     metrics: Arc<Metrics>,
+    /// One permit per place: the job running and those allowed to wait.
+    pub slots: Arc<Semaphore>,
 }
 
 /// Why a job was not queued.
@@ -55,13 +61,13 @@ impl Queue {
 
 /// Start the worker on its own thread; `waiting` jobs may wait besides the one running.
 pub fn start(served: Vec<Served>, waiting: usize, metrics: Arc<Metrics>) -> Queue {
-    let (tx, rx) = sync_channel(waiting);
+    let (tx, rx) = sync_channel(waiting + 1);
     let m = metrics.clone();
     std::thread::Builder::new()
         .name("device".into())
         .spawn(move || run(served, rx, m))
         .expect("the device thread starts");
-    Queue { tx, metrics }
+    Queue { tx, metrics, slots: Arc::new(Semaphore::new(waiting + 1)) }
 }
 
 fn run(served: Vec<Served>, rx: Receiver<Job>, metrics: Arc<Metrics>) {

@@ -220,3 +220,33 @@ fn issue_8_generators_for_2_and_5_channels_are_refused() {
     let (code, err) = run_limited(&["import", fixture("g_resnet9.pth").to_str().unwrap(), "--ngf", "8", "-o", out.to_str().unwrap()]);
     assert_eq!(code, Some(2), "--ngf without --arch is a usage error: {err}");
 }
+
+/// CUT's netF describes itself by metadata alone: a crafted description
+/// (thousands of layers, absurd widths) is refused before anything is built.
+#[test]
+fn crafted_netf_descriptions_are_refused() {
+    let dir = tmp();
+    let meta = |channels: &str, nc: &str| {
+        std::collections::HashMap::from([
+            ("cyclegan".to_string(), "1".to_string()),
+            ("net".to_string(), "patch_sampler".to_string()),
+            ("netF".to_string(), "mlp_sample".to_string()),
+            ("nc".to_string(), nc.to_string()),
+            ("channels".to_string(), channels.to_string()),
+        ])
+    };
+    let many = vec!["256"; 100_000].join(",");
+    for (i, (channels, nc, expected)) in [
+        (many.as_str(), "256", "the number of NCE layers is 100000"),
+        ("3,128,256", "1000000", "netF_nc is 1000000"),
+        ("3,128,9999999", "256", "a layer's channels is 9999999"),
+        ("3,x", "256", "metadata 'channels' is not a list of numbers"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = dir.path().join(format!("f{i}.safetensors"));
+        checkpoint::save_dict(&path, &checkpoint::StateDict::default(), meta(channels, nc)).unwrap();
+        refused(&path, expected);
+    }
+}

@@ -64,6 +64,7 @@ fn options_of_the_other_method_and_impossible_ones_are_refused_in_one_line() {
         (vec!["--model", "cut", "--no-antialias", "--no-antialias-up", "--nce-layers", "0,25"], "has layers 0 to 24"),
         (vec!["--model", "cut", "--num-patches", "0"], "--num-patches must be at least 1"),
         (vec!["--model", "cut", "--netF-nc", "0"], "--netF-nc must be at least 1"),
+        (vec!["--model", "cut", "--netF-nc", "100000"], "--netF-nc 100000: at most 1024"),
         (vec!["--model", "cut", "--nce-T", "0"], "--nce-T must be positive"),
         (vec!["--model", "cut", "--lambda-nce=-1"], "loss weights must not be negative"),
         (vec!["--model", "fastcut", "--output-nc", "1"], "which needs --input-nc equal to --output-nc (got 3 and 1)"),

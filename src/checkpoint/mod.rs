@@ -83,8 +83,10 @@ pub struct LoadedGenerator {
 /// Load a generator from a `.safetensors` or `.pth` file.
 pub fn load_generator(path: &Path, device: &Device) -> Result<LoadedGenerator> {
     let (tensors, info) = read(path, None)?;
-    let NetConfig::Generator(config) = info.config else {
-        return Err(Error::checkpoint(path, "holds a discriminator, not a generator"));
+    let config = match info.config {
+        NetConfig::Generator(config) => config,
+        NetConfig::Discriminator(_) => return Err(Error::checkpoint(path, "holds a discriminator, not a generator")),
+        NetConfig::PatchSampler(_) => return Err(Error::checkpoint(path, "holds CUT's netF (patch projections), not a generator")),
     };
     let mut net = config.init(&Initializer::ForLoading, &mut Rng::seed_from(0), device);
     tensors

@@ -15,7 +15,7 @@ mod discriminator;
 mod init;
 mod layers;
 mod named;
-mod patch_sample;
+pub mod patch_sample;
 mod resnet;
 mod unet;
 

@@ -25,8 +25,12 @@ use crate::rng::Rng;
 const NORM_EPS: f64 = 1e-7;
 /// Added under the square root of a row's squared length (see [`PatchSampler::forward`]).
 const ZERO_ROW_GUARD: f64 = 1e-24;
-/// The widest MLP accepted (the official default is 256).
-const MAX_NC: usize = 4096;
+/// The widest MLP accepted: four times the official default of 256.
+pub const MAX_NC: usize = 1024;
+/// The most channels a feature layer may have (a ResNet at the widest ngf has 1024).
+const MAX_CHANNELS: usize = 4096;
+/// The most NCE layers (a ResNet-9 has 32 indices).
+const MAX_NCE_LAYERS: usize = 64;
 
 /// How patches become PatchNCE features (`--netF`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ValueEnum)]
@@ -65,11 +69,16 @@ pub struct PatchSamplerConfig {
 }
 
 impl PatchSamplerConfig {
+    /// Whether this netF can be built: sizes a crafted file cannot inflate
+    /// past a few hundred MB.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let widths = self.channels.iter().map(|&c| ("a layer's channels", c)).chain([("netF_nc", self.nc)]);
-        for (what, n) in widths {
-            if !(1..=MAX_NC).contains(&n) {
-                return Err(ConfigError::Width { what, n, max: MAX_NC });
+        if !(1..=MAX_NCE_LAYERS).contains(&self.channels.len()) {
+            return Err(ConfigError::Width { what: "the number of NCE layers", n: self.channels.len(), max: MAX_NCE_LAYERS });
+        }
+        let widths = self.channels.iter().map(|&c| ("a layer's channels", c, MAX_CHANNELS)).chain([("netF_nc", self.nc, MAX_NC)]);
+        for (what, n, max) in widths {
+            if !(1..=max).contains(&n) {
+                return Err(ConfigError::Width { what, n, max });
             }
         }
         Ok(())

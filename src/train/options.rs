@@ -12,6 +12,7 @@ use crate::data::transforms::{Preprocess, ResizeFilter};
 use crate::device::DeviceChoice;
 use crate::nets::{
     DiscriminatorArch, DiscriminatorConfig, GeneratorArch, GeneratorConfig, InitType, Initializer, NormKind, PatchFeatures,
+    patch_sample::MAX_NC,
 };
 use crate::train::losses::GanMode;
 use crate::train::method::Method;
@@ -363,6 +364,9 @@ impl TrainOptions {
                 if v == 0 {
                     return Err(format!("{flag} must be at least 1"));
                 }
+            }
+            if cut.net_f_nc > MAX_NC {
+                return Err(format!("--netF-nc {}: at most {MAX_NC} (the official default is 256)", cut.net_f_nc));
             }
             if cut.lambda_gan.is_nan() || cut.lambda_gan < 0.0 || cut.lambda_nce.is_nan() || cut.lambda_nce < 0.0 {
                 return Err("loss weights must not be negative".into());

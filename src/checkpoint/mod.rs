@@ -13,6 +13,7 @@ mod state_dict;
 pub use infer::{infer, normalize};
 pub use metadata::{Direction, NetConfig, NetInfo};
 pub use state_dict::{StateDict, set_slot};
+pub(crate) use state_dict::abbreviate;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -113,13 +113,13 @@ impl StateDict {
         if !(missing.is_empty() && wrong.is_empty() && unexpected.is_empty()) {
             let mut parts = Vec::new();
             if !missing.is_empty() {
-                parts.push(format!("missing keys: {}", abbreviate(&missing)));
+                parts.push(format!("missing keys: {}", abbreviate(&missing, ", ")));
             }
             if !unexpected.is_empty() {
-                parts.push(format!("unexpected keys: {}", abbreviate(&unexpected)));
+                parts.push(format!("unexpected keys: {}", abbreviate(&unexpected, ", ")));
             }
             if !wrong.is_empty() {
-                parts.push(format!("wrong tensors: {}", abbreviate(&wrong)));
+                parts.push(format!("wrong tensors: {}", abbreviate(&wrong, ", ")));
             }
             return Err(parts.join("; "));
         }
@@ -142,12 +142,14 @@ fn same_values(a: &TensorData, b: &TensorData) -> bool {
 }
 
 /// At most a few items of a long list, and how many more there are.
-fn abbreviate(items: &[String]) -> String {
+/// At most six items joined by `separator`, then how many more there were: errors name
+/// what is wrong without printing hundreds of keys.
+pub(crate) fn abbreviate(items: &[String], separator: &str) -> String {
     const SHOWN: usize = 6;
     if items.len() <= SHOWN {
-        items.join(", ")
+        items.join(separator)
     } else {
-        format!("{}, ... ({} more)", items[..SHOWN].join(", "), items.len() - SHOWN)
+        format!("{}{separator}... ({} more)", items[..SHOWN].join(separator), items.len() - SHOWN)
     }
 }
 

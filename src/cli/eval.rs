@@ -25,7 +25,7 @@ pub struct EvalArgs {
     /// Generated images: a folder (searched recursively).
     #[arg(long, requires = "real")]
     pub fake: Option<PathBuf>,
-    /// A training run folder (both directions) or a generator file: translate the test folders and score that.
+    /// A training run folder (each direction it has: both for CycleGAN, A to B for CUT) or a generator file: translate the test folders and score that.
     #[arg(long, requires_all = ["test_a", "test_b"])]
     pub model: Option<PathBuf>,
     /// Domain A test images, with --model.

@@ -21,7 +21,7 @@ pub struct TranslateArgs {
     /// Output file for a single image, else an output folder mirroring the inputs.
     #[arg(long, short)]
     pub output: PathBuf,
-    /// Which generator of a run folder: a2b (G_A) or b2a (G_B).
+    /// Which generator of a run folder: a2b (G_A, or a CUT run's G) or b2a (G_B).
     #[arg(long, value_enum, default_value_t = Direction::A2B)]
     pub direction: Direction,
     /// Rescale each image to this width first (aspect ratio kept).

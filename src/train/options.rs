@@ -378,7 +378,7 @@ impl TrainOptions {
                     self.input_nc, self.output_nc
                 ));
             }
-            if !(cut.nce_t > 0.0) {
+            if cut.nce_t.is_nan() || cut.nce_t <= 0.0 {
                 return Err("--nce-T must be positive".into());
             }
         } else {

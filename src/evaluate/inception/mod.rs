@@ -13,7 +13,7 @@ mod engine;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::checkpoint::StateDict;
+use crate::checkpoint::{StateDict, abbreviate};
 use crate::ops::cpu;
 use engine::{Burn, ConvShape, Engine, Raw};
 
@@ -360,11 +360,11 @@ impl Inception {
             .collect();
         let mut problems = net.as_ref().err().cloned().unwrap_or_default();
         if !unexpected.is_empty() {
-            problems.push(format!("unexpected keys: {}", abbreviate(&unexpected)));
+            problems.push(format!("unexpected keys: {}", abbreviate(&unexpected, ", ")));
         }
         match net {
             Ok(net) if problems.is_empty() => Ok(net),
-            _ => Err(format!("is not pytorch-fid's Inception v3: {}", abbreviate(&problems))),
+            _ => Err(format!("is not pytorch-fid's Inception v3: {}", abbreviate(&problems, "; "))),
         }
     }
 
@@ -450,14 +450,5 @@ mod tests {
         let num: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
         let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
         assert!(den > 0.0 && (num / den).sqrt() < 1e-5, "relative L2 {:.2e}", (num / den).sqrt());
-    }
-}
-
-fn abbreviate(items: &[String]) -> String {
-    const SHOWN: usize = 4;
-    if items.len() <= SHOWN {
-        items.join("; ")
-    } else {
-        format!("{}; ... ({} more)", items[..SHOWN].join("; "), items.len() - SHOWN)
     }
 }

@@ -24,7 +24,7 @@ pub fn patch_nce(q: Tensor<2>, k: Tensor<2>, groups: usize, temperature: f64) ->
     let per = rows / groups;
     let positive = (q.clone() * k.clone()).sum_dim(1); // [rows, 1]
     let negative = q.reshape([groups, per, dim]).matmul(k.reshape([groups, per, dim]).swap_dims(1, 2)); // [groups, per, per]
-    let diagonal: Vec<bool> = (0..groups * per * per).map(|i| i % (per * per) % (per + 1) == 0).collect();
+    let diagonal: Vec<bool> = (0..groups * per * per).map(|i| (i % (per * per)).is_multiple_of(per + 1)).collect();
     let mask = Tensor::<3, Bool>::from_data(TensorData::new(diagonal, [groups, per, per]), &negative.device());
     let negative = negative.mask_fill(mask, SELF_LOGIT).reshape([rows, per]);
     let logits = Tensor::cat(vec![positive, negative], 1) / temperature; // [rows, 1 + per]

@@ -1,6 +1,8 @@
 //! Writing files so that a crash, a full disk or Ctrl-C never leaves a
 //! half-written one: write a temporary file beside the target, flush it to
 //! disk, then rename it over the target (atomic on POSIX filesystems).
+//! The file gets the permissions a plain `File::create` would give it (or
+//! keeps those of the file it replaces), not the temporary file's private 0600.
 
 use std::io::Write;
 use std::path::Path;
@@ -13,9 +15,17 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::R
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", path.file_name().and_then(|n| n.to_str()).unwrap_or("out")))
-        .suffix(".tmp")
+    let prefix = format!(".{}.", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"));
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // 0666 is narrowed by the umask at creation, as for any new file.
+        let permissions = std::fs::metadata(path).map(|m| m.permissions()).unwrap_or_else(|_| std::fs::Permissions::from_mode(0o666));
+        builder.permissions(permissions);
+    }
+    let mut tmp = builder
         .tempfile_in(dir)
         .map_err(|e| Error::io(path, e))?;
     {

@@ -219,3 +219,26 @@ fn reduced_precision_stays_close_to_f32() {
         assert!(p.is_finite(), "{precision}: output identical to f32: --precision was ignored");
     }
 }
+
+/// Atomic writes go through a private temporary file; what lands must still be
+/// readable as any new file would be (teams share checkpoints and outputs), and
+/// a replaced file keeps its mode.
+#[cfg(unix)]
+#[test]
+fn written_files_get_ordinary_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tmp();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let plain = dir.path().join("plain");
+    std::fs::File::create(&plain).unwrap();
+    let g = generator(dir.path());
+    let out = dir.path().join("out.png");
+    let (ok, _, err) = translate(&g, &[&fixture("img_odd.png")], &out);
+    assert!(ok, "{err}");
+    assert_eq!(mode(&g), mode(&plain), "import's checkpoint");
+    assert_eq!(mode(&out), mode(&plain), "translate's image");
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (ok, _, err) = translate(&g, &[&fixture("img_odd.png")], &out);
+    assert!(ok, "{err}");
+    assert_eq!(mode(&out), 0o640, "a replaced file keeps its mode");
+}

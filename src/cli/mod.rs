@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 use crate::device::DeviceChoice;
 
 #[derive(Parser, Debug)]
-#[command(name = "cyclegan", version, about = "Unpaired image-to-image translation (CycleGAN, Zhu et al. 2017)")]
+#[command(name = "cyclegan", version, about = "Unpaired image-to-image translation: CycleGAN (Zhu et al. 2017), CUT and FastCUT (Park et al. 2020)")]
 #[command(args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
@@ -29,7 +29,7 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Train on the bundled emoji dataset for a few minutes, then translate its test set.
     Demo(demo::DemoArgs),
-    /// Train a CycleGAN on two folders of unpaired images.
+    /// Train a CycleGAN (or CUT / FastCUT, --model) on two folders of unpaired images.
     Train(train::TrainArgs),
     /// Translate images or folders with a trained generator.
     Translate(translate::TranslateArgs),

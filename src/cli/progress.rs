@@ -38,13 +38,13 @@ impl TrainProgress {
                 }
             }
             Event::Evaluated { record: r, best } => {
-                let best = if best { ", best so far: checkpoints/best" } else { "" };
+                let best = if best { "; best so far, saved to checkpoints/best" } else { "" };
                 self.print(&match (r.fid_b2a, r.kid_b2a) {
                     (Some(fid_b2a), Some(kid_b2a)) => format!(
-                        "evaluation at iteration {}: FID a2b {:.2} b2a {fid_b2a:.2} (mean {:.2}{best}), KID a2b {:.4} b2a {kid_b2a:.4}",
+                        "evaluation at iteration {}: FID a2b {:.2} b2a {fid_b2a:.2} (mean {:.2}), KID a2b {:.4} b2a {kid_b2a:.4}{best}",
                         r.iter, r.fid_a2b, r.fid_mean, r.kid_a2b
                     ),
-                    _ => format!("evaluation at iteration {}: FID a2b {:.2}{best}, KID a2b {:.4}", r.iter, r.fid_a2b, r.kid_a2b),
+                    _ => format!("evaluation at iteration {}: FID a2b {:.2}, KID a2b {:.4}{best}", r.iter, r.fid_a2b, r.kid_a2b),
                 })
             }
             Event::EpochEnd { epoch, epochs, iteration, lr, mean_g_loss, seconds } => {

@@ -47,7 +47,13 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_max_level(tracing::Level::INFO).init();
+    // Colours only on a terminal: a log file or journald gets plain text.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .with_max_level(tracing::Level::INFO)
+        .init();
     let tiling = args.tile.map(|tile| Tiling { tile, overlap: Tiling::DEFAULT_OVERLAP, stats_size: Tiling::DEFAULT_STATS_SIZE });
     for (flag, v) in [("--max-megapixels", args.max_megapixels), ("--timeout-secs", args.timeout_secs)] {
         if !(v > 0.0 && v.is_finite()) {

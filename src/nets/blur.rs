@@ -20,16 +20,26 @@ use super::named::{NamedTensors, Slot};
 use super::key;
 use crate::ops;
 
-/// The binomial filter of `taps` taps, normalised to sum to one, as a 2-D kernel.
-fn binomial(taps: &[f32]) -> Vec<f32> {
+/// 1-D binomial taps scaled to sum to `gain`; the 2-D filter is their outer product.
+fn binomial<const K: usize>(taps: [f32; K], gain: f32) -> [f32; K] {
     let sum: f32 = taps.iter().sum();
-    taps.iter().flat_map(|a| taps.iter().map(move |b| a * b / (sum * sum))).collect()
+    taps.map(|t| t * gain / sum)
 }
 
-const DOWN_TAPS: [f32; 3] = [1.0, 2.0, 1.0];
-const UP_TAPS: [f32; 4] = [1.0, 3.0, 3.0, 1.0];
-/// The upsampling filter is scaled by stride^2 (each output gets a quarter of the taps).
-const UP_GAIN: f32 = 4.0;
+/// `[1, 2, 1] / 4` on each axis.
+fn down_taps() -> [f32; 3] {
+    binomial([1.0, 2.0, 1.0], 1.0)
+}
+
+/// `[1, 3, 3, 1] / 8` scaled by the stride on each axis: each output gets half of a side's taps.
+fn up_taps() -> [f32; 4] {
+    binomial([1.0, 3.0, 3.0, 1.0], 2.0)
+}
+
+/// The 2-D filter `taps^T taps`, row-major.
+fn outer(taps: &[f32]) -> Vec<f32> {
+    taps.iter().flat_map(|a| taps.iter().map(move |b| a * b)).collect()
+}
 
 /// The official `filt` buffer: the kernel repeated for every channel.
 fn filt_buffer(kernel: &[f32], k: usize, channels: usize) -> TensorData {
@@ -44,12 +54,12 @@ pub struct BlurDown {
 
 impl BlurDown {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        ops::blur_down(x, &binomial(&DOWN_TAPS))
+        ops::blur_down(x, down_taps())
     }
 
     /// The official `filt` buffer, `[C, 1, 3, 3]`.
     pub fn filter(&self) -> TensorData {
-        filt_buffer(&binomial(&DOWN_TAPS), 3, self.channels)
+        filt_buffer(&outer(&down_taps()), 3, self.channels)
     }
 }
 
@@ -66,17 +76,13 @@ pub struct BlurUp {
 }
 
 impl BlurUp {
-    fn kernel() -> Vec<f32> {
-        binomial(&UP_TAPS).into_iter().map(|v| v * UP_GAIN).collect()
-    }
-
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        ops::blur_up(x, &Self::kernel())
+        ops::blur_up(x, up_taps())
     }
 
     /// The official `filt` buffer, `[C, 1, 4, 4]`.
     pub fn filter(&self) -> TensorData {
-        filt_buffer(&Self::kernel(), 4, self.channels)
+        filt_buffer(&outer(&up_taps()), 4, self.channels)
     }
 }
 

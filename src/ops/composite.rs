@@ -1,7 +1,7 @@
 //! The reference implementations: plain compositions of burn ops, which any
 //! backend runs and autodiff differentiates.
 
-use burn::tensor::{DType, FloatDType, Tensor};
+use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 use burn::tensor::module;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, PadMode};
 
@@ -28,6 +28,31 @@ pub fn reflect_pad(x: Tensor<4>, [top, bottom, left, right]: [usize; 4]) -> Tens
 /// Replication padding by `p` on every side (PyTorch's `ReplicationPad2d`).
 pub fn edge_pad(x: Tensor<4>, p: usize) -> Tensor<4> {
     x.pad([(0, 0), (0, 0), (p, p), (p, p)], PadMode::Edge)
+}
+
+/// The 2-D filter `taps^T taps` as a one-channel kernel.
+fn outer_kernel<const K: usize>(taps: [f32; K], like: &Tensor<4>) -> Tensor<4> {
+    let k: Vec<f32> = taps.iter().flat_map(|a| taps.iter().map(move |b| a * b)).collect();
+    let kernel: Tensor<4> = Tensor::from_data(TensorData::new(k, [1, 1, K, K]), &like.device());
+    kernel.cast(FloatDType::from(like.dtype()))
+}
+
+/// Every plane alone through a one-channel convolution (depthwise, without groups).
+pub fn blur_down(x: Tensor<4>, taps: [f32; 3]) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    let planes = reflect_pad(x, [1; 4]).reshape([n * c, 1, h + 2, w + 2]);
+    let k = outer_kernel(taps, &planes);
+    let y = conv2d(planes, k, None, 2, 0);
+    let [_, _, oh, ow] = y.dims();
+    y.reshape([n, c, oh, ow])
+}
+
+pub fn blur_up(x: Tensor<4>, taps: [f32; 4]) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    let planes = edge_pad(x, 1).reshape([n * c, 1, h + 2, w + 2]);
+    let k = outer_kernel(taps, &planes);
+    let y = conv_transpose2d(planes, k, None, 2, 2, 0); // [n c, 1, 2h + 2, 2w + 2]
+    y.slice([0..n * c, 0..1, 1..2 * h + 1, 1..2 * w + 1]).reshape([n, c, 2 * h, 2 * w])
 }
 
 pub fn instance_norm(x: Tensor<4>, eps: f64) -> Tensor<4> {

@@ -14,7 +14,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::tensor::{DType, Shape, TensorData};
 use burn_flex::FlexTensor;
 
-use super::cpu::{Geometry, Nchw, conv, norm, pad};
+use super::cpu::{Geometry, Nchw, blur, conv, norm, pad};
 
 /// Fast CPU versions of the ops the CycleGAN networks spend their time in.
 #[backend_extension(Flex, Autodiff)]
@@ -36,6 +36,12 @@ pub trait CpuKernels: Backend {
 
     /// Instance norm without affine.
     fn instance_norm_fast(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self>;
+
+    /// CUT's anti-aliased downsampling with the separable filter `taps`.
+    fn blur_down_fast(x: FloatTensor<Self>, taps: [f32; 3]) -> FloatTensor<Self>;
+
+    /// CUT's anti-aliased upsampling to twice the size.
+    fn blur_up_fast(x: FloatTensor<Self>, taps: [f32; 4]) -> FloatTensor<Self>;
 }
 
 /// A flex tensor's contiguous values and NCHW shape.
@@ -92,6 +98,24 @@ fn norm_forward(x: &FlexTensor, eps: f64) -> (FlexTensor, Vec<f32>) {
     (tensor(y, xs), rstd)
 }
 
+/// Which anti-aliased resampling, with its taps.
+#[derive(Clone, Copy, Debug)]
+enum Blur {
+    Down([f32; 3]),
+    Up([f32; 4]),
+}
+
+impl Blur {
+    fn forward(self, x: &FlexTensor) -> FlexTensor {
+        let (xv, xs) = values(x);
+        let (y, ys) = match self {
+            Blur::Down(taps) => blur::down_forward(&xv, xs, taps),
+            Blur::Up(taps) => blur::up_forward(&xv, xs, taps),
+        };
+        tensor(y, ys)
+    }
+}
+
 impl CpuKernels for Flex {
     fn conv2d_fast(x: FlexTensor, weight: FlexTensor, stride: usize, padding: usize) -> FlexTensor {
         conv_forward(&x, &weight, stride, padding)
@@ -107,6 +131,14 @@ impl CpuKernels for Flex {
 
     fn instance_norm_fast(x: FlexTensor, eps: f64) -> FlexTensor {
         norm_forward(&x, eps).0
+    }
+
+    fn blur_down_fast(x: FlexTensor, taps: [f32; 3]) -> FlexTensor {
+        Blur::Down(taps).forward(&x)
+    }
+
+    fn blur_up_fast(x: FlexTensor, taps: [f32; 4]) -> FlexTensor {
+        Blur::Up(taps).forward(&x)
     }
 }
 
@@ -186,6 +218,37 @@ impl Backward<Flex, 1> for NormBackward {
     }
 }
 
+/// The blurs are linear with fixed filters: the backward pass needs only the input's shape.
+#[derive(Debug)]
+struct BlurBackward(Blur);
+
+impl Backward<Flex, 1> for BlurBackward {
+    /// the input's shape
+    type State = Nchw;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = node {
+            let xs = ops.state;
+            let (gv, gs) = values(&grad);
+            let dx = match self.0 {
+                Blur::Down(taps) => blur::down_backward(&gv, gs, xs, taps),
+                Blur::Up(taps) => blur::up_backward(&gv, gs, xs, taps),
+            };
+            grads.register::<Flex>(node.id, tensor(dx, xs));
+        }
+    }
+}
+
+fn blur_tracked<C: CheckpointStrategy>(x: AdTensor, blur: Blur) -> AdTensor {
+    let [n, c, h, w] = x.primitive().shape().dims::<4>();
+    match BlurBackward(blur).prepare::<C>([x.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(Nchw::new(n, c, h, w), blur.forward(x.primitive())),
+        OpsKind::UnTracked(prep) => prep.finish(blur.forward(x.primitive())),
+    }
+}
+
 type AdTensor = FloatTensor<Autodiff<Flex>>;
 
 impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
@@ -223,6 +286,14 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
             OpsKind::Tracked(prep) => prep.finish((y.clone(), rstd), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
+    }
+
+    fn blur_down_fast(x: AdTensor, taps: [f32; 3]) -> AdTensor {
+        blur_tracked::<C>(x, Blur::Down(taps))
+    }
+
+    fn blur_up_fast(x: AdTensor, taps: [f32; 4]) -> AdTensor {
+        blur_tracked::<C>(x, Blur::Up(taps))
     }
 }
 

@@ -1,5 +1,6 @@
 //! The tensor operations the networks spend their time in: convolution,
-//! transposed convolution, reflection padding and instance norm.
+//! transposed convolution, reflection padding, instance norm and CUT's
+//! anti-aliased down- and upsampling.
 //!
 //! Each has one entry point here. On the CPU backend (flex) it runs the
 //! kernels of [`cpu`] through a burn backend extension with handwritten
@@ -15,7 +16,7 @@ mod extension;
 use std::sync::OnceLock;
 
 use burn::backend::{Dispatch, DispatchDevice};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 
 use extension::CpuKernels;
 
@@ -103,27 +104,23 @@ pub fn reflect_pad(x: Tensor<4>, pads: [usize; 4]) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as CpuKernels>::reflect_pad_fast(x.into_dispatch(), pads))
 }
 
-/// Anti-aliased downsampling: reflection pad by 1, the 3x3 `kernel` on every
-/// channel alone, stride 2 (a depthwise convolution, run as one convolution
-/// of a single channel over all `n * c` planes).
-pub fn blur_down(x: Tensor<4>, kernel: &[f32]) -> Tensor<4> {
-    let [n, c, h, w] = x.dims();
-    let planes = reflect_pad(x, [1; 4]).reshape([n * c, 1, h + 2, w + 2]);
-    let k = Tensor::from_data(TensorData::new(kernel.to_vec(), [1, 1, 3, 3]), &planes.device());
-    let y = conv2d(planes, k, None, 2, 0);
-    let [_, _, oh, ow] = y.dims();
-    y.reshape([n, c, oh, ow])
+/// Anti-aliased downsampling: reflection pad by 1, the 3x3 filter
+/// `taps^T taps` on every channel alone, stride 2 (a depthwise convolution).
+pub fn blur_down(x: Tensor<4>, taps: [f32; 3]) -> Tensor<4> {
+    if !fast(&x) {
+        return composite::blur_down(x, taps);
+    }
+    Tensor::from_dispatch(<Dispatch as CpuKernels>::blur_down_fast(x.into_dispatch(), taps))
 }
 
 /// Anti-aliased upsampling to twice the size: replication pad by 1, the
-/// stride-2 transposed convolution with the 4x4 `kernel` on every channel
-/// alone, cropped by one pixel on each side.
-pub fn blur_up(x: Tensor<4>, kernel: &[f32]) -> Tensor<4> {
-    let [n, c, h, w] = x.dims();
-    let planes = composite::edge_pad(x, 1).reshape([n * c, 1, h + 2, w + 2]);
-    let k = Tensor::from_data(TensorData::new(kernel.to_vec(), [1, 1, 4, 4]), &planes.device());
-    let y = conv_transpose2d(planes, k, None, 2, 2, 0); // [n c, 1, 2h + 2, 2w + 2]
-    y.slice([0..n * c, 0..1, 1..2 * h + 1, 1..2 * w + 1]).reshape([n, c, 2 * h, 2 * w])
+/// stride-2 transposed convolution with the 4x4 filter `taps^T taps` on
+/// every channel alone, cropped by one pixel on each side.
+pub fn blur_up(x: Tensor<4>, taps: [f32; 4]) -> Tensor<4> {
+    if !fast(&x) {
+        return composite::blur_up(x, taps);
+    }
+    Tensor::from_dispatch(<Dispatch as CpuKernels>::blur_up_fast(x.into_dispatch(), taps))
 }
 
 /// Instance normalisation without affine: each `(n, c)` plane to zero mean and
@@ -226,5 +223,27 @@ mod tests {
             [2, 4, 9, 7],
             [1, 1, 1, 2],
         );
+    }
+
+    #[test]
+    fn blurs_match_burn() {
+        let scale = |w: Tensor<4>| w.mean().reshape([1, 1, 1, 1]);
+        let (down, up) = ([0.25, 0.5, 0.25], [0.25, 0.75, 0.75, 0.25]);
+        for [h, w] in [[9, 6], [2, 3], [16, 16]] {
+            compare(
+                &format!("blur down {h}x{w}"),
+                &|x, k| blur_down(x, down) * scale(k),
+                &|x, k| composite::blur_down(x, down) * scale(k),
+                [2, 3, h, w],
+                [1, 1, 1, 2],
+            );
+            compare(
+                &format!("blur up {h}x{w}"),
+                &|x, k| blur_up(x, up) * scale(k),
+                &|x, k| composite::blur_up(x, up) * scale(k),
+                [2, 3, h, w],
+                [1, 1, 1, 2],
+            );
+        }
     }
 }

@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 use burn::tensor::Device;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 pub use models::ModelSpec;
 
@@ -120,7 +120,12 @@ impl Server {
             .layer(RequestBodyLimitLayer::new(options.limits.body_bytes))
             .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, options.limits.deadline))
             .layer(axum::middleware::from_fn_with_state(state.clone(), api::auth))
-            .layer(TraceLayer::new_for_http().on_response(DefaultOnResponse::new().level(tracing::Level::INFO)))
+            .layer(
+                // The span at INFO too, so each logged answer says which request it was.
+                TraceLayer::new_for_http()
+                    .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+            )
             .layer(axum::middleware::from_fn_with_state(state.clone(), api::observe))
             .with_state(state);
         let listener =

@@ -9,10 +9,12 @@
 //!   for the rest.
 //! - [`pad`]: reflection padding and its adjoint.
 //! - [`norm`]: instance norm forward and backward in one pass each.
+//! - [`blur`]: CUT's anti-aliased down- and upsampling, as separable passes.
 //!
 //! Hot loops are compiled for AVX2+FMA as well as the baseline and picked at
 //! run time (`multiversion`), so one binary runs everywhere.
 
+pub mod blur;
 pub mod conv;
 pub mod gemm;
 pub mod norm;

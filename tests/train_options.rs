@@ -51,7 +51,10 @@ fn bad_options_fail_with_one_line_before_any_work() {
         (vec!["--dataroot", data.to_str().unwrap(), "--ngf", "0"], "--ngf: ngf is 0: it must be 1 to 256"),
         (vec!["--dataroot", data.to_str().unwrap(), "--ndf", "5000"], "--ndf: ndf is 5000"),
         (vec!["--dataroot", data.to_str().unwrap(), "--n-layers-d", "0"], "--n-layers-d: n_layers is 0"),
-        (vec!["--dataroot", data.to_str().unwrap(), "--netG", "resnet_6blocks", "--load-size", "4", "--crop-size", "4"], "needs images of at least 8 px"),
+        (vec!["--dataroot", data.to_str().unwrap(), "--netG", "resnet_6blocks", "--netD", "pixel", "--load-size", "4", "--crop-size", "4"], "the resnet_6blocks generator needs images of at least 8 px"),
+        // a PatchGAN's layers would get nothing below 24 px: refused before any image is read
+        (vec!["--dataroot", data.to_str().unwrap(), "--netG", "resnet_6blocks", "--load-size", "16", "--crop-size", "16"], "the basic discriminator needs images of at least 24 px; --crop-size is 16"),
+        (vec!["--dataroot", data.to_str().unwrap(), "--netD", "n_layers", "--n-layers-d", "5", "--load-size", "64", "--crop-size", "64"], "the n_layers (5) discriminator needs images of at least 96 px"),
     ];
     for (extra, expected) in cases {
         let mut args = vec!["train", "--output", out.to_str().unwrap()];
@@ -399,6 +402,30 @@ fn corrupt_training_image_is_reported_and_skipped() {
     assert!(ok, "{err}");
     assert_eq!(err.matches("broken.png").count(), 1, "reported once by name: {err}");
     assert_eq!(losses(&out).len(), 6);
+}
+
+/// Images that decode but are too small for the networks (no crop to fix it)
+/// are named with the reason; when none is left, the error says why.
+#[test]
+fn images_too_small_for_the_discriminator_are_refused_with_the_reason() {
+    let dir = tmp();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for folder in [&a, &b] {
+        std::fs::create_dir_all(folder).unwrap();
+        for i in 0..2 {
+            image::RgbImage::from_pixel(20, 20, image::Rgb([40 * i, 90, 30])).save(folder.join(format!("{i}.png"))).unwrap();
+        }
+    }
+    let out = dir.path().join("run");
+    let (ok, _, err) = run(&[
+        "train", "--data-a", a.to_str().unwrap(), "--data-b", b.to_str().unwrap(), "--output", out.to_str().unwrap(),
+        "--netG", "resnet_6blocks", "--ngf", "2", "--ndf", "2", "--preprocess", "none", "--max-iters", "1",
+    ]);
+    assert!(!ok, "trained on 20 px images with a 24 px PatchGAN");
+    let last = err.trim().lines().last().unwrap();
+    assert!(last.starts_with("error: ") && last.contains("no image in this folder could be used"), "{err}");
+    assert!(last.contains("is 20x20 after preprocessing, smaller than the 24 px the networks need"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 /// Issue 8: `--resume` never rewrites a loss log it cannot read; a torn last

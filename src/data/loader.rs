@@ -115,7 +115,9 @@ fn load_first_good(
         }
     }
     let dir = files[0].parent().unwrap_or(&files[0]);
-    Err(Error::image(dir, "no image in this folder could be read"))
+    // Say why, or a folder of images that are merely too small reads as unreadable.
+    let why = skipped.last().map(|e| format!(" (the last: {e})")).unwrap_or_default();
+    Err(Error::image(dir, format!("no image in this folder could be used{why}")))
 }
 
 /// Stack same-sized images into a `[N, C, H, W]` tensor.

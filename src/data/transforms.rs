@@ -119,7 +119,7 @@ impl Transform {
         if img.width() < self.min_size || img.height() < self.min_size {
             return Err(Error::image(
                 path,
-                format!("is {}x{} after preprocessing, smaller than the {} px the generator needs", img.width(), img.height(), self.min_size),
+                format!("is {}x{} after preprocessing, smaller than the {} px the networks need", img.width(), img.height(), self.min_size),
             ));
         }
         if aug.flip {

@@ -288,6 +288,17 @@ impl DiscriminatorConfig {
         Ok(())
     }
 
+    /// The smallest height and width this discriminator judges (at least one
+    /// output patch): 24 px for `basic`, 1 for the PixelGAN.
+    pub fn min_size(&self) -> usize {
+        let n_layers = match self.arch {
+            DiscriminatorArch::Pixel => return 1,
+            DiscriminatorArch::Basic => 3,
+            DiscriminatorArch::NLayers => self.n_layers,
+        };
+        (1..=1 << 16).find(|&side| NLayerDiscriminator::output_side(self, n_layers, side).is_some()).unwrap_or(usize::MAX)
+    }
+
     /// Build the network; `self` must have passed [`Self::validate`].
     pub fn init(&self, init: &Initializer, rng: &mut Rng, device: &Device) -> Discriminator {
         match self.arch {

@@ -65,6 +65,27 @@ impl NLayerDiscriminator {
         Self { first, first_blur, stages, last }
     }
 
+    /// The side of the output for an input of side `side`, or `None` where a
+    /// layer would get less than it needs (a 4x4 convolution with padding 1
+    /// needs 2 px, and so does a blur's reflection padding). Follows [`Self::new`].
+    pub fn output_side(cfg: &DiscriminatorConfig, n_layers: usize, side: usize) -> Option<usize> {
+        let conv = |s: usize, stride: usize| (s + 2 * PAD).checked_sub(KERNEL).map(|r| r / stride + 1);
+        let blur = |s: usize| (s >= 2).then(|| (s - 1) / 2 + 1);
+        let down = if cfg.antialias { 1 } else { 2 };
+        let mut s = conv(side, down)?;
+        if cfg.antialias {
+            s = blur(s)?;
+        }
+        for n in 1..=n_layers {
+            let downsamples = n < n_layers;
+            s = conv(s, if downsamples { down } else { 1 })?;
+            if downsamples && cfg.antialias {
+                s = blur(s)?;
+            }
+        }
+        conv(s, 1)
+    }
+
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut x = leaky_relu(self.first.forward(x), LEAKY_SLOPE);
         if let Some(blur) = &self.first_blur {
@@ -166,5 +187,39 @@ impl NamedTensors for PixelDiscriminator {
         self.conv2.visit_named(&key(&m, 2), f);
         self.norm.visit_named(&key(&m, 3), f);
         self.conv3.visit_named(&key(&m, 5), f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nets::{DiscriminatorArch, Initializer, InitType, NormKind};
+
+    /// The size arithmetic agrees with the network: at the smallest size the
+    /// output has the predicted side, one pixel less would leave a layer nothing.
+    #[test]
+    fn smallest_input_gives_the_predicted_output() {
+        let device = Device::flex();
+        let init = Initializer::new(InitType::Normal, 0.02);
+        assert_eq!(DiscriminatorConfig::new(DiscriminatorArch::Basic).min_size(), 24);
+        assert_eq!(DiscriminatorConfig::new(DiscriminatorArch::Pixel).min_size(), 1);
+        for (n_layers, antialias) in [(1, false), (3, false), (5, false), (1, true), (3, true), (4, true)] {
+            let cfg = DiscriminatorConfig {
+                n_layers,
+                antialias,
+                ndf: 1,
+                input_nc: 1,
+                norm: NormKind::Instance,
+                ..DiscriminatorConfig::new(DiscriminatorArch::NLayers)
+            };
+            let min = cfg.min_size();
+            assert_eq!(NLayerDiscriminator::output_side(&cfg, n_layers, min - 1), None, "{n_layers} {antialias}");
+            let net = NLayerDiscriminator::new(&cfg, n_layers, &init, &mut Rng::seed_from(0), &device);
+            for side in [min, min + 3] {
+                let y = net.forward(Tensor::zeros([1, 1, side, side + 1], &device));
+                let expect = |s| NLayerDiscriminator::output_side(&cfg, n_layers, s).unwrap();
+                assert_eq!(y.dims(), [1, 1, expect(side), expect(side + 1)], "{n_layers} layers, antialias {antialias}, side {side}");
+            }
+        }
     }
 }

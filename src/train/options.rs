@@ -319,9 +319,9 @@ impl TrainOptions {
         }
         let multiple = self.net_g.size_multiple() as u32;
         if let Some(size) = self.preprocess.fixed_size(self.load_size, self.crop_size)
-            && size < self.net_g.min_size() as u32
+            && size < self.min_image_size() as u32
         {
-            return Err(format!("{} needs images of at least {} px; --crop-size is {size}", self.net_g.name(), self.net_g.min_size()));
+            return Err(format!("{}; --crop-size is {size}", self.min_image_size_reason()));
         }
         if let Some(size) = self.preprocess.fixed_size(self.load_size, self.crop_size)
             && !size.is_multiple_of(multiple)
@@ -457,6 +457,28 @@ impl TrainOptions {
             dropout: self.dropout,
             antialias: cut && !self.no_antialias && self.net_g.is_resnet(),
             antialias_up: cut && !self.no_antialias_up && self.net_g.is_resnet(),
+        }
+    }
+
+    /// The smallest training image side both networks take.
+    pub fn min_image_size(&self) -> usize {
+        self.net_g.min_size().max(self.discriminator(self.input_nc).min_size())
+    }
+
+    /// Which network sets [`Self::min_image_size`], in the user's words.
+    pub fn min_image_size_reason(&self) -> String {
+        let (g, d) = (self.net_g.min_size(), self.discriminator(self.input_nc).min_size());
+        if g >= d {
+            format!("the {} generator needs images of at least {g} px", self.net_g.name())
+        } else {
+            format!("the {} discriminator needs images of at least {d} px", self.net_d_description())
+        }
+    }
+
+    fn net_d_description(&self) -> String {
+        match self.net_d {
+            DiscriminatorArch::NLayers => format!("n_layers ({})", self.n_layers_d),
+            arch => arch.name().to_string(),
         }
     }
 

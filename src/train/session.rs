@@ -131,7 +131,7 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>, on_event: &
         crop_size: opts.crop_size,
         filter: opts.resize_filter,
         channels,
-        min_size: opts.net_g.min_size() as u32,
+        min_size: opts.min_image_size() as u32,
     };
     let mut loader = Loader::new(dataset.clone(), transform(opts.input_nc, 1), transform(opts.output_nc, 1), opts.workers);
     let epochs = opts.n_epochs() + opts.n_epochs_decay();

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::evaluate::inception::{INPUT_SIZE, Inception};
 use crate::evaluate::psnr_from_mse;
-use crate::nets::{GeneratorArch, GeneratorConfig, Initializer};
+use crate::nets::{DiscriminatorArch, DiscriminatorConfig, GeneratorArch, GeneratorConfig, Initializer};
 use crate::rng::Rng;
 use crate::train::options::TrainOptions;
 use crate::train::method::Method;
@@ -48,8 +48,26 @@ impl Case {
         }
     }
 
-    /// `forwardSIZE[xBATCH][-bf16|-f16]`, `trainSIZE[-cut|-fastcut]` or `inceptionBATCH`.
-    pub fn parse(name: &str) -> Option<Self> {
+    /// `forwardSIZE[xBATCH][-bf16|-f16]`, `trainSIZE[-cut|-fastcut]` or `inceptionBATCH`;
+    /// the error says what is wrong with the name in one line.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        let unknown = || format!("unknown case {name} (forwardSIZE[xBATCH][-bf16|-f16], trainSIZE[-cut|-fastcut], inceptionBATCH)");
+        let case = Self::parse_name(name).ok_or_else(unknown)?;
+        // The sizes the benchmark's networks take (resnet_9blocks; basic PatchGAN for training).
+        let arch = GeneratorArch::Resnet9Blocks;
+        let (size, min) = match case {
+            Case::Forward { batch: 0, .. } | Case::Inception { batch: 0 } => return Err(format!("case {name}: the batch must be at least 1")),
+            Case::Forward { size, .. } => (size, arch.min_size()),
+            Case::Train { size, .. } => (size, arch.min_size().max(DiscriminatorConfig::new(DiscriminatorArch::Basic).min_size())),
+            Case::Inception { .. } => return Ok(case),
+        };
+        if !size.is_multiple_of(arch.size_multiple()) || size < min {
+            return Err(format!("case {name}: the size must be a multiple of {} and at least {min}", arch.size_multiple()));
+        }
+        Ok(case)
+    }
+
+    fn parse_name(name: &str) -> Option<Self> {
         if let Some(rest) = name.strip_prefix("forward") {
             let (rest, precision) = match rest.split_once('-') {
                 Some((r, p)) => (r, <Precision as clap::ValueEnum>::from_str(p, true).ok()?),
@@ -59,7 +77,7 @@ impl Case {
             return Some(Case::Forward { size: size.parse().ok()?, batch: batch.parse().ok()?, precision });
         }
         if let Some(batch) = name.strip_prefix("inception") {
-            return batch.parse().ok().filter(|&b| b > 0).map(|batch| Case::Inception { batch });
+            return batch.parse().ok().map(|batch| Case::Inception { batch });
         }
         let rest = name.strip_prefix("train")?;
         let (size, method) = match rest.split_once('-') {

@@ -152,6 +152,39 @@ fn empty_folder_and_missing_input_are_errors() {
     assert!(!dir.path().join("out").exists());
 }
 
+/// Option values that would leave nothing to compute are refused in one line
+/// (a zero tile looped forever, a zero load size panicked).
+#[test]
+fn degenerate_option_values_are_refused() {
+    let dir = tmp();
+    let g = generator(dir.path());
+    let input = fixture("img_odd.png");
+    let out = dir.path().join("o.png");
+    for (extra, expected) in [
+        (&["--tile", "0", "--overlap", "0"][..], "--tile must be at least 1 px"),
+        (&["--tile", "32"][..], "--overlap 64 must be at most half the tile (32 px)"),
+        (&["--load-size", "0"][..], "invalid value '0' for '--load-size"),
+    ] {
+        let mut args = vec!["translate", "--model", g.to_str().unwrap(), input.to_str().unwrap(), "-o", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (ok, _, err) = run(&args);
+        assert!(!ok && err.contains(expected), "{extra:?}: {err}");
+        assert_eq!(err.trim().lines().filter(|l| !l.trim().is_empty() && !l.starts_with("For more") && !l.starts_with("Usage")).count(), 1, "{extra:?}: {err}");
+        assert!(!out.exists(), "{extra:?}: wrote output");
+    }
+    for (case, expected) in [
+        ("forward0", "case forward0: the size must be a multiple of 4 and at least 8"),
+        ("train16-cut", "case train16-cut: the size must be a multiple of 4 and at least 24"),
+        ("inception0", "case inception0: the batch must be at least 1"),
+        ("forward64x0", "case forward64x0: the batch must be at least 1"),
+        ("sideways", "unknown case sideways (forwardSIZE[xBATCH][-bf16|-f16], trainSIZE[-cut|-fastcut], inceptionBATCH)"),
+    ] {
+        let (ok, _, err) = run(&["bench", "--cases", case]);
+        assert!(!ok, "{case}: accepted");
+        assert_eq!(err.trim(), format!("error: {expected}"), "{case}");
+    }
+}
+
 #[test]
 fn one_bad_file_in_a_folder_does_not_stop_the_others() {
     let dir = tmp();

@@ -51,6 +51,8 @@ fn bad_options_fail_with_one_line_before_any_work() {
         (vec!["--dataroot", data.to_str().unwrap(), "--ngf", "0"], "--ngf: ngf is 0: it must be 1 to 256"),
         (vec!["--dataroot", data.to_str().unwrap(), "--ndf", "5000"], "--ndf: ndf is 5000"),
         (vec!["--dataroot", data.to_str().unwrap(), "--n-layers-d", "0"], "--n-layers-d: n_layers is 0"),
+        (vec!["--dataroot", data.to_str().unwrap(), "--max-iters", "0"], "--max-iters must be at least 1"),
+        (vec!["--dataroot", data.to_str().unwrap(), "--max-dataset-size", "0"], "--max-dataset-size must be at least 1"),
         (vec!["--dataroot", data.to_str().unwrap(), "--netG", "resnet_6blocks", "--netD", "pixel", "--load-size", "4", "--crop-size", "4"], "the resnet_6blocks generator needs images of at least 8 px"),
         // a PatchGAN's layers would get nothing below 24 px: refused before any image is read
         (vec!["--dataroot", data.to_str().unwrap(), "--netG", "resnet_6blocks", "--load-size", "16", "--crop-size", "16"], "the basic discriminator needs images of at least 24 px; --crop-size is 16"),

@@ -28,14 +28,14 @@ pub struct BenchArgs {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let device = args.device.device()?;
     if let Some(name) = &args.child {
-        let case = Case::parse(name).with_context(|| format!("unknown case {name}"))?;
+        let case = Case::parse(name).map_err(anyhow::Error::msg)?;
         println!("{}", serde_json::to_string(&bench::measure(case, args.repeats.max(1), &device))?);
         return Ok(());
     }
     let cases: Vec<Case> = if args.cases.is_empty() {
         Case::defaults()
     } else {
-        args.cases.iter().map(|c| Case::parse(c).with_context(|| format!("unknown case {c}"))).collect::<Result<_, _>>()?
+        args.cases.iter().map(|c| Case::parse(c).map_err(anyhow::Error::msg)).collect::<Result<_, _>>()?
     };
     let exe = std::env::current_exe()?;
     if !args.json {

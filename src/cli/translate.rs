@@ -25,7 +25,7 @@ pub struct TranslateArgs {
     #[arg(long, value_enum, default_value_t = Direction::A2B)]
     pub direction: Direction,
     /// Rescale each image to this width first (aspect ratio kept).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub load_size: Option<u32>,
     /// Translate images larger than N px in N x N tiles, in bounded memory.
     #[arg(long, value_name = "N")]

@@ -294,8 +294,10 @@ impl TrainOptions {
         if self.eval_a.is_some() != self.eval_b.is_some() {
             return Err("give both --eval-a and --eval-b, or neither".into());
         }
-        if self.eval_freq == Some(0) {
-            return Err("--eval-freq must be at least 1".into());
+        for (name, v) in [("--eval-freq", self.eval_freq), ("--max-iters", self.max_iters), ("--max-dataset-size", self.max_dataset_size.map(|n| n as u64))] {
+            if v == Some(0) {
+                return Err(format!("{name} must be at least 1"));
+            }
         }
         self.validate_method()?;
         if self.n_epochs() + self.n_epochs_decay() == 0 {

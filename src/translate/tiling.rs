@@ -32,6 +32,9 @@ impl Tiling {
     pub const DEFAULT_STATS_SIZE: usize = 1024;
 
     pub fn check(&self, multiple: usize) -> Result<Tiling> {
+        if self.tile == 0 {
+            return Err(Error::Usage("--tile must be at least 1 px".into()));
+        }
         let tile = self.tile.div_ceil(multiple) * multiple;
         if self.overlap * 2 > tile {
             return Err(Error::Usage(format!("--overlap {} must be at most half the tile ({tile} px)", self.overlap)));

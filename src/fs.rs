@@ -25,9 +25,7 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::R
         let permissions = std::fs::metadata(path).map(|m| m.permissions()).unwrap_or_else(|_| std::fs::Permissions::from_mode(0o666));
         builder.permissions(permissions);
     }
-    let mut tmp = builder
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(path, e))?;
+    let mut tmp = builder.tempfile_in(dir).map_err(|e| Error::io(path, without_temporary_path(e)))?;
     {
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
         fill(&mut w).map_err(|e| Error::io(path, e))?;
@@ -36,6 +34,16 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::R
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
+}
+
+/// tempfile's errors end in ` at path ".x.png.Ab12Cd.tmp"`: the user named the
+/// target, which the error already shows, not a file they never asked for.
+fn without_temporary_path(e: std::io::Error) -> std::io::Error {
+    let message = e.to_string();
+    match message.split_once(" at path ") {
+        Some((reason, _)) => std::io::Error::new(e.kind(), reason.to_string()),
+        None => e,
+    }
 }
 
 /// Write `bytes` to `path` atomically.

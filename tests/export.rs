@@ -156,7 +156,7 @@ fn bad_input_gives_one_line_errors_and_no_file() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--model", g.to_str().unwrap(), "--format", "coreml", "-o", out.to_str().unwrap()], "invalid value 'coreml' for '--format"),
         (vec!["--model", &d_arg, "-o", out.to_str().unwrap()], "holds a discriminator, not a generator"),
-        (vec!["--model", g.to_str().unwrap(), "-o", "/nonexistent-dir/g.onnx"], "/nonexistent-dir/g.onnx"),
+        (vec!["--model", g.to_str().unwrap(), "-o", "/nonexistent-dir/g.onnx"], "error: /nonexistent-dir/g.onnx: No such file or directory (os error 2)\n"),
         (vec!["--model", g.to_str().unwrap(), "--opset", "9", "-o", out.to_str().unwrap()], "--opset 9: the graph needs opset 13 to 21"),
         (vec!["--model", g.to_str().unwrap(), "--fixed-size", "big", "-o", out.to_str().unwrap()], "'big' is not HxW"),
         (vec!["--model", missing.to_str().unwrap(), "-o", out.to_str().unwrap()], "no such file or folder"),

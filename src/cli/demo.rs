@@ -16,8 +16,8 @@ pub struct DemoArgs {
     #[arg(long, short, default_value = "runs/emoji-demo")]
     pub output: PathBuf,
     /// Epochs of 130 iterations (half at the full learning rate, half decaying).
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub epochs: u32,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -28,13 +28,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             std::process::exit(130);
         }
     })?;
+    let epochs = args.epochs as usize;
     eprintln!(
-        "training a CycleGAN on 130 + 130 emoji (Noto -> Twemoji, 64 px) for {} epochs in {}",
-        args.epochs,
+        "training a CycleGAN on 130 + 130 emoji (Noto -> Twemoji, 64 px) for {epochs} epoch{} in {}",
+        if epochs == 1 { "" } else { "s" },
         args.output.display()
     );
     let mut progress = TrainProgress::default();
-    let out = demo::run(&args.output, args.epochs, stop, &mut |e| progress.on_event(e));
+    let out = demo::run(&args.output, epochs, stop, &mut |e| progress.on_event(e));
     progress.finish();
     let out = out?;
     let s = &out.score;

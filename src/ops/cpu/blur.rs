@@ -12,7 +12,8 @@ use rayon::prelude::*;
 use super::{Nchw, min_len};
 
 /// One axis of a separable resampling: output `o` is the sum of
-/// `weight * input[index]` over its (at most three) taps.
+/// `weight * input[index]` over its (at most three) taps; unused taps have
+/// weight 0 and are skipped, so an infinite input stays infinite, not NaN.
 struct Axis {
     taps: Vec<[(usize, f32); 3]>,
     len_in: usize,
@@ -58,7 +59,7 @@ fn forward(x: &[f32], xs: Nchw, cols: &Axis, rows: &Axis) -> (Vec<f32>, Nchw) {
         let mut across = vec![0f32; xs.h * ys.w];
         for (line, dst) in src.chunks_exact(xs.w).zip(across.chunks_exact_mut(ys.w)) {
             for (d, taps) in dst.iter_mut().zip(&rows.taps) {
-                *d = taps.iter().map(|&(i, t)| t * line[i]).sum();
+                *d = taps.iter().filter(|(_, t)| *t != 0.0).map(|&(i, t)| t * line[i]).sum();
             }
         }
         for (dst, taps) in out.chunks_exact_mut(ys.w).zip(&cols.taps) {
@@ -87,7 +88,7 @@ fn backward(dy: &[f32], ys: Nchw, cols: &Axis, rows: &Axis) -> (Vec<f32>, Nchw) 
         }
         for (line, dst) in across.chunks_exact(ys.w).zip(out.chunks_exact_mut(xs.w)) {
             for (g, taps) in line.iter().zip(&rows.taps) {
-                for &(i, t) in taps {
+                for &(i, t) in taps.iter().filter(|(_, t)| *t != 0.0) {
                     dst[i] += t * g;
                 }
             }
@@ -213,5 +214,12 @@ mod tests {
             let r = values(ys.len(), 3);
             adjoint(&y, &r, &x, &up_backward(&r, ys, xs, k));
         }
+        // the skipped taps: an infinite pixel spreads as infinity, never as NaN
+        let mut x = values(16, 1);
+        x[0] = f32::INFINITY;
+        let (y, ys) = up_forward(&x, Nchw::new(1, 1, 4, 4), k);
+        assert!(y.iter().all(|v| !v.is_nan()) && y.iter().filter(|v| v.is_infinite()).count() == 9, "{y:?}");
+        let dx = up_backward(&y, ys, Nchw::new(1, 1, 4, 4), k);
+        assert!(dx.iter().all(|v| !v.is_nan()), "{dx:?}");
     }
 }

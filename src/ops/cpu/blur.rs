@@ -2,10 +2,11 @@
 //! and their adjoints, as separable passes over each plane.
 //!
 //! Run as convolutions, these are depthwise (one channel each) with 9 or 16
-//! taps: im2col + GEMM over single-channel planes spent most of a CUT
-//! generator's time on them. Both filters are outer products of 1-D binomial
-//! taps, so each is a pass along the rows and one along the columns, with
-//! the official padding folded into which input pixels each output reads.
+//! taps: im2col + GEMM over single-channel planes made them an eighth of a
+//! CUT training iteration (BENCHMARKS.md). Both filters are outer products
+//! of 1-D binomial taps, so each is a pass along the rows and one along the
+//! columns, with the official padding folded into which input pixels each
+//! output reads.
 
 use rayon::prelude::*;
 

@@ -14,7 +14,7 @@ use cyclegan::evaluate::kid::{KidOptions, kid};
 use cyclegan::evaluate::paired::{l1_u8, psnr_u8, ssim};
 use serde_json::Value;
 
-use crate::util::{Fixture, fixture, floats, rel_l2, run, tmp};
+use crate::util::{Fixture, assert_refused, fixture, floats, rel_l2, run, tmp};
 
 fn expected() -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture("eval_expected.json")).unwrap()).unwrap()
@@ -220,9 +220,7 @@ fn eval_bad_input_gives_one_line_errors() {
     ];
     for (args, expected) in cases {
         let (ok, _, err) = if args[0] == "eval" { run(&args) } else { eval(&args) };
-        assert!(!ok, "{args:?} succeeded");
-        assert!(err.contains(expected), "{args:?}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{args:?}: not one line: {err}");
+        assert_refused(&args, ok, &err, expected);
     }
     // no weights anywhere and none to be fetched: says where to get them
     let home = dir.path().join("home");

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{bin, fixture, run, tmp};
+use crate::util::{assert_refused, bin, fixture, run, tmp};
 
 /// A running `cyclegan serve` and its base URL; killed when dropped.
 pub struct Served {
@@ -377,9 +377,7 @@ fn bad_arguments_fail_in_one_line_before_serving() {
         let mut all = vec!["serve"];
         all.extend(&args);
         let (ok, _, err) = run(&all);
-        assert!(!ok, "accepted {args:?}");
-        assert!(err.contains(expected), "{args:?}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert_refused(&args, ok, &err, expected);
     }
 }
 

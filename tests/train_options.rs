@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use cyclegan::checkpoint;
 use serde_json::Value;
 
-use crate::util::{bin, dataset, fixture, losses, run, tmp};
+use crate::util::{assert_refused, bin, dataset, fixture, losses, run, tmp};
 
 /// `train` on `data` (a dataroot) into `out` with tiny networks, plus `extra`.
 fn train_tiny(data: &Path, out: &Path, extra: &[&str]) -> (bool, String, String) {
@@ -62,9 +62,7 @@ fn bad_options_fail_with_one_line_before_any_work() {
         let mut args = vec!["train", "--output", out.to_str().unwrap()];
         args.extend(extra);
         let (ok, _, err) = run(&args);
-        assert!(!ok, "accepted: {args:?}");
-        assert!(err.contains(expected), "{args:?}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{args:?}: not one line: {err}");
+        assert_refused(&args, ok, &err, expected);
         assert!(!out.exists(), "{args:?}: created the run folder");
     }
     // A learning rate that makes the losses blow up stops training in one line, nothing saved past it.

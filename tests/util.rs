@@ -159,3 +159,11 @@ pub fn device() -> burn::tensor::Device {
 pub fn tolerance() -> f64 {
     std::env::var("CYCLEGAN_TEST_TOL").ok().and_then(|v| v.parse().ok()).unwrap_or(1e-5)
 }
+
+/// A command that must be refused: a failing exit, `expected` in its error,
+/// and the error on one line. `what` names the case in failure messages.
+pub fn assert_refused(what: &dyn std::fmt::Debug, ok: bool, err: &str, expected: &str) {
+    assert!(!ok, "accepted: {what:?}");
+    assert!(err.contains(expected), "{what:?}: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "{what:?}: not one line: {err}");
+}

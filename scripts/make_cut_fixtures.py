@@ -111,6 +111,20 @@ def weights(net, prefix="w."):
     return {prefix + k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
 
 
+def probe_gradients(net, x, gen, t):
+    """Record in `t` a random probe and the gradients of sum(net(x) * probe)
+    with respect to the input and every parameter; returns net(x)."""
+    xg = x.clone().requires_grad_(True)
+    y = net(xg)
+    probe = torch.randn(y.shape, generator=gen)
+    (y * probe).sum().backward()
+    t["probe"] = probe
+    t["grad.input"] = xg.grad
+    for k, p in net.named_parameters():
+        t[f"grad.{k}"] = p.grad.clone()
+    return y
+
+
 def generator_fixtures(networks):
     gen = torch.Generator().manual_seed(11)
     for case, no_aa, no_aa_up in [("aa", False, False), ("noaa", True, True), ("aa_noup", False, True)]:
@@ -124,14 +138,7 @@ def generator_fixtures(networks):
             for layer, f in zip(LAYERS, g(x, list(LAYERS), encode_only=True)):
                 t[f"feat.{layer}"] = f.contiguous()
         if case == "aa":
-            xg = x.clone().requires_grad_(True)
-            y = g(xg)
-            probe = torch.randn(y.shape, generator=gen)
-            (y * probe).sum().backward()
-            t["probe"] = probe
-            t["grad.input"] = xg.grad
-            for k, p in g.named_parameters():
-                t[f"grad.{k}"] = p.grad.clone()
+            probe_gradients(g, x, gen, t)
         save_file(t, os.path.join(FIX, f"cut_g_{case}.safetensors"),
                   {"arch": "resnet_6blocks", "ngf": "4", "antialias": str(not no_aa).lower(),
                    "antialias_up": str(not no_aa_up).lower()})
@@ -162,15 +169,7 @@ def discriminator_fixture(networks):
     x = torch.rand(2, 3, 32, 32, generator=gen) * 2 - 1
     t = weights(d)
     t["input"] = x
-    xg = x.clone().requires_grad_(True)
-    y = d(xg)
-    t["output"] = y.detach()
-    probe = torch.randn(y.shape, generator=gen)
-    (y * probe).sum().backward()
-    t["probe"] = probe
-    t["grad.input"] = xg.grad
-    for k, p in d.named_parameters():
-        t[f"grad.{k}"] = p.grad.clone()
+    t["output"] = probe_gradients(d, x, gen, t).detach()
     save_file(t, os.path.join(FIX, "cut_d_aa.safetensors"), {"arch": "basic", "ndf": "4", "antialias": "true"})
 
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::evaluate::inception::{INPUT_SIZE, Inception};
 use crate::evaluate::psnr_from_mse;
-use crate::nets::{DiscriminatorArch, DiscriminatorConfig, GeneratorArch, GeneratorConfig, Initializer};
+use crate::nets::{GeneratorArch, GeneratorConfig, Initializer};
 use crate::rng::Rng;
 use crate::train::options::TrainOptions;
 use crate::train::method::Method;
@@ -53,16 +53,18 @@ impl Case {
     pub fn parse(name: &str) -> Result<Self, String> {
         let unknown = || format!("unknown case {name} (forwardSIZE[xBATCH][-bf16|-f16], trainSIZE[-cut|-fastcut], inceptionBATCH)");
         let case = Self::parse_name(name).ok_or_else(unknown)?;
-        // The sizes the benchmark's networks take (resnet_9blocks; basic PatchGAN for training).
-        let arch = GeneratorArch::Resnet9Blocks;
-        let (size, min) = match case {
+        // The sizes the benchmark's own networks take.
+        let (size, multiple, min) = match case {
             Case::Forward { batch: 0, .. } | Case::Inception { batch: 0 } => return Err(format!("case {name}: the batch must be at least 1")),
-            Case::Forward { size, .. } => (size, arch.min_size()),
-            Case::Train { size, .. } => (size, arch.min_size().max(DiscriminatorConfig::new(DiscriminatorArch::Basic).min_size())),
+            Case::Forward { size, .. } => (size, GENERATOR.size_multiple(), GENERATOR.min_size()),
+            Case::Train { size, method } => {
+                let opts = train_options(method);
+                (size, opts.net_g.size_multiple(), opts.min_image_size())
+            }
             Case::Inception { .. } => return Ok(case),
         };
-        if !size.is_multiple_of(arch.size_multiple()) || size < min {
-            return Err(format!("case {name}: the size must be a multiple of {} and at least {min}", arch.size_multiple()));
+        if !size.is_multiple_of(multiple) || size < min {
+            return Err(format!("case {name}: the size must be a multiple of {multiple} and at least {min}"));
         }
         Ok(case)
     }
@@ -140,8 +142,17 @@ pub fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// The forward cases' generator, as the reference's `time-forward` builds it.
+const GENERATOR: GeneratorArch = GeneratorArch::Resnet9Blocks;
+
 fn generator(device: &Device, rng: &mut Rng) -> crate::nets::Generator {
-    GeneratorConfig::new(GeneratorArch::Resnet9Blocks).init(&Initializer::default(), rng, device)
+    GeneratorConfig::new(GENERATOR).init(&Initializer::default(), rng, device)
+}
+
+/// A training case's options: each method's official defaults (resnet_9blocks,
+/// basic D, LSGAN; CycleGAN's pool of 50; CUT's netF of 256 and 256 patches per layer).
+fn train_options(method: Method) -> TrainOptions {
+    TrainOptions { model: method, ..TrainOptions::default() }
 }
 
 /// Run one case `repeats` times after a warm-up run.
@@ -173,9 +184,7 @@ pub fn measure(case: Case, repeats: usize, device: &Device) -> Measurement {
         }
         Case::Train { size, method } => {
             let ad = device.clone().autodiff();
-            // Each method's official defaults: resnet_9blocks, basic D, LSGAN;
-            // CycleGAN's pool of 50; CUT's netF of 256 and 256 patches per layer.
-            let opts = TrainOptions { model: method, ..TrainOptions::default() };
+            let opts = train_options(method);
             let mut trainer = Trainer::new(&opts, &opts.initializer(), &mut rng, &ad);
             let a = Tensor::<4>::random([1, 3, size, size], Distribution::Uniform(-1.0, 1.0), &ad);
             let b = Tensor::<4>::random([1, 3, size, size], Distribution::Uniform(-1.0, 1.0), &ad);

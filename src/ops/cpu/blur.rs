@@ -125,10 +125,7 @@ pub fn up_backward(dy: &[f32], ys: Nchw, xs: Nchw, taps: [f32; 4]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len).map(|i| ((i * 37 + seed * 11) % 23) as f32 / 11.0 - 1.0).collect()
-    }
+    use crate::ops::cpu::conv::tests::values;
 
     /// The official ops written out naively: pad, full 2-D kernel, stride.
     fn naive_down(x: &[f32], h: usize, w: usize, k: &[f32; 3]) -> Vec<f32> {
@@ -190,7 +187,7 @@ mod tests {
         let k = [0.25, 0.5, 0.25];
         for (h, w) in [(2, 2), (5, 8), (7, 3), (16, 16)] {
             let xs = Nchw::new(2, 3, h, w);
-            let x = values(xs.len(), h * w);
+            let x = values(xs.len(), (h * w) as u32);
             let (y, ys) = down_forward(&x, xs, k);
             assert_eq!(ys, Nchw::new(2, 3, (h - 1) / 2 + 1, (w - 1) / 2 + 1));
             for p in 0..6 {
@@ -206,7 +203,7 @@ mod tests {
         let k = [0.25, 0.75, 0.75, 0.25];
         for (h, w) in [(1, 1), (2, 5), (4, 3), (8, 8)] {
             let xs = Nchw::new(1, 2, h, w);
-            let x = values(xs.len(), h + w);
+            let x = values(xs.len(), (h + w) as u32);
             let (y, ys) = up_forward(&x, xs, k);
             assert_eq!(ys, Nchw::new(1, 2, 2 * h, 2 * w));
             for p in 0..2 {

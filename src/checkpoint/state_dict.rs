@@ -141,7 +141,6 @@ fn same_values(a: &TensorData, b: &TensorData) -> bool {
     }
 }
 
-/// At most a few items of a long list, and how many more there are.
 /// At most six items joined by `separator`, then how many more there were: errors name
 /// what is wrong without printing hundreds of keys.
 pub(crate) fn abbreviate(items: &[String], separator: &str) -> String {

@@ -36,11 +36,6 @@ fn up_taps() -> [f32; 4] {
     binomial([1.0, 3.0, 3.0, 1.0], 2.0)
 }
 
-/// The 2-D filter `taps^T taps`, row-major.
-fn outer(taps: &[f32]) -> Vec<f32> {
-    taps.iter().flat_map(|a| taps.iter().map(move |b| a * b)).collect()
-}
-
 /// The official `filt` buffer: the kernel repeated for every channel.
 fn filt_buffer(kernel: &[f32], k: usize, channels: usize) -> TensorData {
     TensorData::new(kernel.repeat(channels), [channels, 1, k, k])
@@ -59,7 +54,7 @@ impl BlurDown {
 
     /// The official `filt` buffer, `[C, 1, 3, 3]`.
     pub fn filter(&self) -> TensorData {
-        filt_buffer(&outer(&down_taps()), 3, self.channels)
+        filt_buffer(&ops::blur_filter(&down_taps()), 3, self.channels)
     }
 }
 
@@ -82,7 +77,7 @@ impl BlurUp {
 
     /// The official `filt` buffer, `[C, 1, 4, 4]`.
     pub fn filter(&self) -> TensorData {
-        filt_buffer(&outer(&up_taps()), 4, self.channels)
+        filt_buffer(&ops::blur_filter(&up_taps()), 4, self.channels)
     }
 }
 

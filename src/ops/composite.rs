@@ -32,8 +32,7 @@ pub fn edge_pad(x: Tensor<4>, p: usize) -> Tensor<4> {
 
 /// The 2-D filter `taps^T taps` as a one-channel kernel.
 fn outer_kernel<const K: usize>(taps: [f32; K], like: &Tensor<4>) -> Tensor<4> {
-    let k: Vec<f32> = taps.iter().flat_map(|a| taps.iter().map(move |b| a * b)).collect();
-    let kernel: Tensor<4> = Tensor::from_data(TensorData::new(k, [1, 1, K, K]), &like.device());
+    let kernel: Tensor<4> = Tensor::from_data(TensorData::new(super::blur_filter(&taps), [1, 1, K, K]), &like.device());
     kernel.cast(FloatDType::from(like.dtype()))
 }
 

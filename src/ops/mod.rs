@@ -104,6 +104,12 @@ pub fn reflect_pad(x: Tensor<4>, pads: [usize; 4]) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as CpuKernels>::reflect_pad_fast(x.into_dispatch(), pads))
 }
 
+/// The 2-D filter `taps^T taps` that [`blur_down`] and [`blur_up`] apply, row-major
+/// (the official `filt` buffer's kernel; the reference path convolves with it).
+pub fn blur_filter(taps: &[f32]) -> Vec<f32> {
+    taps.iter().flat_map(|a| taps.iter().map(move |b| a * b)).collect()
+}
+
 /// Anti-aliased downsampling: reflection pad by 1, the 3x3 filter
 /// `taps^T taps` on every channel alone, stride 2 (a depthwise convolution).
 pub fn blur_down(x: Tensor<4>, taps: [f32; 3]) -> Tensor<4> {

@@ -67,10 +67,8 @@ pub fn open(specs: &[ModelSpec], device: &Device, tiling: Option<Tiling>) -> Res
         if listings.iter().any(|l| l.name == spec.name) {
             return Err(Error::Usage(format!("--model {}: two models are named '{}'; name them with NAME=PATH", spec.path.display(), spec.name)));
         }
-        let directions = directions_of(&spec.path)?;
         let mut listing: Option<ModelListing> = None;
-        for direction in directions {
-            let translator = Translator::open(&spec.path, direction, device)?;
+        for (direction, translator) in generators_of(&spec.path, device)? {
             let info = NetInfo { config: NetConfig::Generator(translator.config.clone()), direction: Some(direction), model: None };
             let l = listing.get_or_insert_with(|| ModelListing {
                 name: spec.name.clone(),
@@ -90,16 +88,17 @@ pub fn open(specs: &[ModelSpec], device: &Device, tiling: Option<Tiling>) -> Res
     Ok((served, listings))
 }
 
-/// A run folder's directions; a file's recorded one (a2b when it records none).
-fn directions_of(path: &Path) -> Result<Vec<Direction>> {
+/// The generators of one `--model`, each loaded once: every direction of a
+/// run folder, or a file's own (the one it records; a2b when it records none).
+fn generators_of(path: &Path, device: &Device) -> Result<Vec<(Direction, Translator)>> {
     if path.is_dir() {
         let found = translate::run_directions(path);
         if found.is_empty() {
             translate::resolve_model(path, Direction::A2B)?; // says why the folder is not a run
         }
-        return Ok(found);
+        return found.into_iter().map(|d| Ok((d, Translator::open(path, d, device)?))).collect();
     }
     let file = translate::resolve_model(path, Direction::A2B)?; // says so if there is no such file
-    let (_, info) = crate::checkpoint::read(&file, None)?;
-    Ok(vec![info.direction.unwrap_or(Direction::A2B)])
+    let translator = Translator::open_file(&file, device)?;
+    Ok(vec![(translator.direction.unwrap_or(Direction::A2B), translator)])
 }

@@ -38,8 +38,8 @@ impl Translator {
     /// folder (where `direction` picks G_A or G_B).
     pub fn open(model: &Path, direction: Direction, device: &Device) -> Result<Self> {
         let file = resolve_model(model, direction)?;
-        let loaded = checkpoint::load_generator(&file, device)?;
-        if let Some(recorded) = loaded.direction
+        let translator = Self::open_file(&file, device)?;
+        if let Some(recorded) = translator.direction
             && recorded != direction
             && !model.is_dir()
         {
@@ -54,11 +54,17 @@ impl Translator {
                 ),
             ));
         }
+        Ok(translator)
+    }
+
+    /// Open the generator in `file`, whichever direction it records.
+    pub fn open_file(file: &Path, device: &Device) -> Result<Self> {
+        let loaded = checkpoint::load_generator(file, device)?;
         Ok(Self {
             net: loaded.net.valid(),
             config: loaded.config,
             direction: loaded.direction,
-            source: file,
+            source: file.to_path_buf(),
             precision: Precision::F32,
             device: device.clone(),
         })

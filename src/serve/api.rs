@@ -128,9 +128,7 @@ pub async fn translate(State(s): State<AppState>, Query(q): Query<TranslateQuery
     let bytes = image_bytes(request, &s).await?;
     // a place in the queue before decoding: a full server refuses cheaply
     // (the body is read all the same, so that the client hears the answer)
-    let slot = s.queue.slots.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{} translations are waiting already; retry shortly", s.limits.queue))
-    })?;
+    let slot = s.queue.slots.clone().try_acquire_owned().map_err(|_| queue_full(&s.limits))?;
     let max_pixels = s.limits.max_pixels;
     let image = tokio::task::spawn_blocking(move || decode_checked(&bytes, max_pixels))
         .await
@@ -138,7 +136,7 @@ pub async fn translate(State(s): State<AppState>, Query(q): Query<TranslateQuery
     let (reply, answer) = oneshot::channel();
     let job = Job { model: index, image, deadline: Instant::now() + s.limits.deadline, reply, slot };
     s.queue.submit(job).map_err(|e| match e {
-        Refused::Full => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{} translations are waiting already; retry shortly", s.limits.queue)),
+        Refused::Full => queue_full(&s.limits),
         Refused::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping"),
     })?;
     let data = answer
@@ -150,6 +148,10 @@ pub async fn translate(State(s): State<AppState>, Query(q): Query<TranslateQuery
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed"))?
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     Ok(([(header::CONTENT_TYPE, format.mime())], encoded).into_response())
+}
+
+fn queue_full(limits: &Limits) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{} translations are waiting already; retry shortly", limits.queue))
 }
 
 /// The generator a request names: `model` may be left out when only one is served, `direction` means a2b when left out.

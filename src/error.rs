@@ -16,6 +16,12 @@ pub enum Error {
     Network { path: PathBuf, source: crate::nets::ConfigError },
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
+    /// A download that failed or was refused: the URL and why.
+    #[error("{url}: {reason}")]
+    Download { url: String, reason: String },
+    /// A downloaded archive that cannot be unpacked safely.
+    #[error("{}: {reason}", path.display())]
+    Archive { path: PathBuf, reason: String },
     #[error("{0}")]
     Usage(String),
     /// Training produced a loss that is not a number.
@@ -38,6 +44,14 @@ impl Error {
 
     pub fn network(path: &Path, source: crate::nets::ConfigError) -> Self {
         Self::Network { path: path.to_path_buf(), source }
+    }
+
+    pub fn download(url: &str, reason: impl Into<String>) -> Self {
+        Self::Download { url: url.to_string(), reason: reason.into() }
+    }
+
+    pub fn archive(path: &Path, reason: impl Into<String>) -> Self {
+        Self::Archive { path: path.to_path_buf(), reason: reason.into() }
     }
 
     pub fn io(path: &Path, source: std::io::Error) -> Self {

@@ -12,6 +12,7 @@
 //! - [`translate`]: images, folders and large pictures through a trained generator;
 //! - [`serve`]: generators behind an HTTP API and a web page;
 //! - [`export`]: generators as ONNX files for other runtimes;
+//! - [`zoo`]: the official pretrained generators and datasets, downloaded by name;
 //! - [`cli`]: one typed options struct per command.
 
 // Kernels index several arrays in step (clearer than zipped iterators there),
@@ -35,3 +36,4 @@ pub mod demo;
 pub mod translate;
 pub mod cli;
 pub mod train;
+pub mod zoo;

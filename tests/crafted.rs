@@ -8,86 +8,7 @@ use std::path::Path;
 
 use cyclegan::checkpoint;
 
-use crate::util::{fixture, floats, tmp};
-
-/// A tensor for [`pth`]: storage elements, then the view's offset, shape, stride.
-struct View {
-    key: &'static str,
-    storage: Vec<f32>,
-    offset: i64,
-    shape: Vec<i64>,
-    stride: Vec<i64>,
-}
-
-impl View {
-    /// `value` seen as `shape` through stride 0 (what `torch.zeros(1).expand(...)` saves).
-    fn expanded(key: &'static str, value: f32, shape: &[i64]) -> Self {
-        Self { key, storage: vec![value], offset: 0, shape: shape.to_vec(), stride: vec![0; shape.len()] }
-    }
-
-    /// A contiguous tensor.
-    fn dense(key: &'static str, storage: Vec<f32>, shape: &[usize]) -> Self {
-        let mut stride = vec![1i64; shape.len()];
-        for d in (0..shape.len().saturating_sub(1)).rev() {
-            stride[d] = stride[d + 1] * shape[d + 1] as i64;
-        }
-        Self { key, storage, offset: 0, shape: shape.iter().map(|&s| s as i64).collect(), stride }
-    }
-}
-
-/// A `torch.save` zip file (PyTorch >= 1.6 layout) holding `views`, pickled
-/// as PyTorch pickles a state dict (protocol 2, `_rebuild_tensor_v2`).
-fn pth(views: &[View]) -> Vec<u8> {
-    fn int(v: i64) -> Vec<u8> {
-        let mut b = vec![0x8a, 8]; // LONG1, 8 bytes
-        b.extend(v.to_le_bytes());
-        b
-    }
-    fn text(s: &str) -> Vec<u8> {
-        let mut b = vec![b'X'];
-        b.extend((s.len() as u32).to_le_bytes());
-        b.extend(s.as_bytes());
-        b
-    }
-    fn tuple(items: Vec<Vec<u8>>) -> Vec<u8> {
-        let mut b = vec![b'('];
-        items.into_iter().for_each(|i| b.extend(i));
-        b.push(b't');
-        b
-    }
-    let mut p = b"\x80\x02}(".to_vec();
-    for (i, v) in views.iter().enumerate() {
-        p.extend(text(v.key));
-        p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n");
-        let mut storage = tuple(vec![
-            text("storage"),
-            b"ctorch\nFloatStorage\n".to_vec(),
-            text(&i.to_string()),
-            text("cpu"),
-            int(v.storage.len() as i64),
-        ]);
-        storage.push(b'Q'); // BINPERSID
-        p.extend(tuple(vec![
-            storage,
-            int(v.offset),
-            tuple(v.shape.iter().map(|&s| int(s)).collect()),
-            tuple(v.stride.iter().map(|&s| int(s)).collect()),
-            vec![0x89], // False: requires_grad
-            b"ccollections\nOrderedDict\n)R".to_vec(),
-        ]));
-        p.push(b'R');
-    }
-    p.extend(b"u.");
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    zip.start_file("archive/data.pkl", stored).unwrap();
-    zip.write_all(&p).unwrap();
-    for (i, v) in views.iter().enumerate() {
-        zip.start_file(format!("archive/data/{i}"), stored).unwrap();
-        zip.write_all(&v.storage.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
-    }
-    zip.finish().unwrap().into_inner()
-}
+use crate::util::{View, fixture, floats, pth, tmp};
 
 /// Run the binary with the address space limited to 6 GB; (exit code, stderr).
 fn run_limited(args: &[&str]) -> (Option<i32>, String) {
@@ -99,23 +20,25 @@ fn run_limited(args: &[&str]) -> (Option<i32>, String) {
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-/// `import` and `translate` of `model` both fail with one line naming it and saying `expected`.
+/// `import`, `translate` and `export` of `model` each fail with one line naming it and saying `expected`.
 fn refused(model: &Path, expected: &str) {
     let dir = model.parent().unwrap();
     let name = model.file_name().unwrap().to_str().unwrap();
     let out = dir.join(format!("{name}.out.safetensors"));
     let png = dir.join(format!("{name}.png"));
+    let onnx = dir.join(format!("{name}.onnx"));
     let img = fixture("img_square.png");
     for args in [
         vec!["import", model.to_str().unwrap(), "-o", out.to_str().unwrap()],
         vec!["translate", "--model", model.to_str().unwrap(), img.to_str().unwrap(), "-o", png.to_str().unwrap()],
+        vec!["export", "--model", model.to_str().unwrap(), "-o", onnx.to_str().unwrap()],
     ] {
         let (code, err) = run_limited(&args);
         assert_eq!(code, Some(1), "{} {name}: exit {code:?} (a panic is 101, an abort a signal): {err}", args[0]);
         assert_eq!(err.trim().lines().count(), 1, "{} {name}: not one line: {err}", args[0]);
         assert!(err.starts_with("error: ") && err.contains(name) && err.contains(expected), "{} {name}: {err}", args[0]);
     }
-    assert!(!out.exists() && !png.exists(), "{name}: output written");
+    assert!(!out.exists() && !png.exists() && !onnx.exists(), "{name}: output written");
 }
 
 #[test]
@@ -248,5 +171,57 @@ fn crafted_netf_descriptions_are_refused() {
         let path = dir.path().join(format!("f{i}.safetensors"));
         checkpoint::save_dict(&path, &checkpoint::StateDict::default(), meta(channels, nc)).unwrap();
         refused(&path, expected);
+    }
+}
+
+/// `pickle` as the `data.pkl` of a `torch.save` zip file with no storages.
+fn zip_pth(pickle: &[u8]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("archive/data.pkl", stored).unwrap();
+    zip.write_all(pickle).unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
+/// `pickle` as the object of a legacy (PyTorch < 1.6) `torch.save` stream:
+/// magic number, protocol version 1001, little-endian system info, then it.
+fn legacy_pth(pickle: &[u8]) -> Vec<u8> {
+    let mut b = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.".to_vec();
+    b.extend(b"\x80\x02M\xe9\x03.");
+    b.extend(b"\x80\x02}(X\x0d\x00\x00\x00little_endian\x88u.");
+    b.extend(pickle);
+    b
+}
+
+/// Issue 20: pickles that run no code but ask for exponential memory (a memo
+/// entry doubled 48 times, 580 bytes) or overflow the stack (millions of
+/// nested tuples, or of nested MARK/LIST), zip and legacy alike.
+#[test]
+fn issue_20_pickles_that_explode_or_nest_deeply_are_refused() {
+    let dir = tmp();
+    let mut doubling = b"\x80\x02Nq\x00".to_vec();
+    for _ in 0..48 {
+        doubling.extend(b"h\x00h\x00\x86q\x000");
+    }
+    doubling.extend(b"h\x00.");
+    let mut tuples = b"\x80\x02N".to_vec();
+    tuples.extend(std::iter::repeat_n(0x85u8, 5_000_000));
+    tuples.push(b'.');
+    let mut lists = b"\x80\x02".to_vec();
+    lists.extend(std::iter::repeat_n(b'(', 2_000_000));
+    lists.extend(std::iter::repeat_n(b'l', 2_000_000));
+    lists.push(b'.');
+    for (name, pickle, expected) in [
+        ("doubling", &doubling, "more than 16777216 items"),
+        ("tuples", &tuples, "nest more than 64 deep"),
+        ("lists", &lists, "values on the stack"),
+    ] {
+        for (kind, bytes) in [("zip", zip_pth(pickle)), ("legacy", legacy_pth(pickle))] {
+            let path = dir.path().join(format!("{name}_{kind}.pth"));
+            std::fs::write(&path, bytes).unwrap();
+            let started = std::time::Instant::now();
+            refused(&path, expected);
+            assert!(started.elapsed().as_secs() < 20, "{name} {kind}: took {:?}", started.elapsed());
+        }
     }
 }

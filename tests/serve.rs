@@ -19,7 +19,13 @@ pub struct Served {
 
 impl Served {
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with(args, &[])
+    }
+
+    /// [`Served::start`] with environment variables set for the server.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = bin()
+            .envs(env.iter().copied())
             .arg("serve")
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
@@ -318,10 +324,10 @@ fn big_png(size: u32) -> Vec<u8> {
 }
 
 #[test]
-fn a_request_past_its_deadline_gets_503() {
+fn a_request_past_its_deadline_gets_504() {
     let server = Served::start(&["--model", fixture("g_resnet9.pth").to_str().unwrap(), "--timeout-secs", "0.05"]);
     let (status, _, body) = server.translate("", &big_png(1024));
-    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(status, 504, "{}", String::from_utf8_lossy(&body));
     assert!(error_of(&body).contains("deadline"), "{}", error_of(&body));
     // the device finishes the abandoned translation, then serves again
     let small = std::fs::read(fixture("img_odd.png")).unwrap();
@@ -369,6 +375,8 @@ fn bad_arguments_fail_in_one_line_before_serving() {
         (vec!["--model", m, "--max-megapixels", "100"], "--max-megapixels over 40 needs --tile"),
         (vec!["--model", m, "--queue", "0"], "must be at least 1"),
         (vec!["--model", m, "--timeout-secs", "0"], "--timeout-secs must be a positive number"),
+        (vec!["--model", m, "--timeout-secs", "1e20"], "--timeout-secs 100000000000000000000 is more than a timer can hold"),
+        (vec!["--model", m, "--timeout-secs", "nan"], "--timeout-secs must be a positive number"),
         (vec!["--model", &named, "--model", &named], "two models are named 'a'"),
         (vec!["--model", "bad name=x.pth"], "a model's name is letters, digits"),
         (vec!["--model", m, "--addr", "999.0.0.1:80"], "invalid value '999.0.0.1:80' for '--addr"),
@@ -414,4 +422,36 @@ fn sigterm_answers_requests_in_flight_and_exits_zero() {
     let status = server.child.wait().unwrap();
     assert!(status.success(), "exit status {status:?}: {}", server.stderr.lock().unwrap());
     assert!(Served::agent().get(&format!("{url}/healthz")).call().is_err(), "still accepting after SIGTERM");
+}
+
+/// Issue 20: a panic in the worker answers that request 500 (JSON) and the
+/// next request is served; a failure is 500 too, without Retry-After.
+#[test]
+fn a_panicking_or_failing_worker_answers_500_and_serves_the_next_request() {
+    let model = fixture("g_resnet9.pth");
+    let image = std::fs::read(fixture("img_odd.png")).unwrap();
+    for (fault, expected) in [("panic@1", "internal error"), ("fail@1", "translating failed")] {
+        let server = Served::start_with(&["--model", model.to_str().unwrap()], &[("CYCLEGAN_TEST_FAULT", fault)]);
+        let (status, ctype, body) = server.translate("", &image);
+        assert_eq!((status, ctype.as_str()), (500, "application/json"), "{fault}: {}", String::from_utf8_lossy(&body));
+        assert!(error_of(&body).contains(expected), "{fault}: {}", error_of(&body));
+        let (status, _, body) = server.translate("", &image);
+        assert_eq!(status, 200, "{fault}: the next request is served: {}", String::from_utf8_lossy(&body));
+        assert_eq!(server.call("GET", "/readyz", &[], None).0, 200, "{fault}");
+    }
+}
+
+/// Issue 20: when no worker is left, `/readyz` says so and requests get 503.
+#[test]
+fn a_server_without_its_worker_is_not_ready() {
+    let model = fixture("g_resnet9.pth");
+    let server = Served::start_with(&["--model", model.to_str().unwrap()], &[("CYCLEGAN_TEST_FAULT", "exit@1")]);
+    assert_eq!(server.call("GET", "/readyz", &[], None).0, 200);
+    let image = std::fs::read(fixture("img_odd.png")).unwrap();
+    let (status, _, body) = server.translate("", &image);
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    let (status, _, body) = server.call("GET", "/readyz", &[], None);
+    assert_eq!(status, 503);
+    assert!(error_of(&body).contains("worker"), "{}", error_of(&body));
+    assert_eq!(server.translate("", &image).0, 503);
 }

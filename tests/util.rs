@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData};
@@ -166,4 +167,83 @@ pub fn assert_refused(what: &dyn std::fmt::Debug, ok: bool, err: &str, expected:
     assert!(!ok, "accepted: {what:?}");
     assert!(err.contains(expected), "{what:?}: {err}");
     assert_eq!(err.trim().lines().count(), 1, "{what:?}: not one line: {err}");
+}
+
+/// A tensor for [`pth`]: storage elements, then the view's offset, shape, stride.
+pub struct View {
+    pub key: &'static str,
+    pub storage: Vec<f32>,
+    pub offset: i64,
+    pub shape: Vec<i64>,
+    pub stride: Vec<i64>,
+}
+
+impl View {
+    /// `value` seen as `shape` through stride 0 (what `torch.zeros(1).expand(...)` saves).
+    pub fn expanded(key: &'static str, value: f32, shape: &[i64]) -> Self {
+        Self { key, storage: vec![value], offset: 0, shape: shape.to_vec(), stride: vec![0; shape.len()] }
+    }
+
+    /// A contiguous tensor.
+    pub fn dense(key: &'static str, storage: Vec<f32>, shape: &[usize]) -> Self {
+        let mut stride = vec![1i64; shape.len()];
+        for d in (0..shape.len().saturating_sub(1)).rev() {
+            stride[d] = stride[d + 1] * shape[d + 1] as i64;
+        }
+        Self { key, storage, offset: 0, shape: shape.iter().map(|&s| s as i64).collect(), stride }
+    }
+}
+
+/// A `torch.save` zip file (PyTorch >= 1.6 layout) holding `views`, pickled
+/// as PyTorch pickles a state dict (protocol 2, `_rebuild_tensor_v2`).
+pub fn pth(views: &[View]) -> Vec<u8> {
+    fn int(v: i64) -> Vec<u8> {
+        let mut b = vec![0x8a, 8]; // LONG1, 8 bytes
+        b.extend(v.to_le_bytes());
+        b
+    }
+    fn text(s: &str) -> Vec<u8> {
+        let mut b = vec![b'X'];
+        b.extend((s.len() as u32).to_le_bytes());
+        b.extend(s.as_bytes());
+        b
+    }
+    fn tuple(items: Vec<Vec<u8>>) -> Vec<u8> {
+        let mut b = vec![b'('];
+        items.into_iter().for_each(|i| b.extend(i));
+        b.push(b't');
+        b
+    }
+    let mut p = b"\x80\x02}(".to_vec();
+    for (i, v) in views.iter().enumerate() {
+        p.extend(text(v.key));
+        p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n");
+        let mut storage = tuple(vec![
+            text("storage"),
+            b"ctorch\nFloatStorage\n".to_vec(),
+            text(&i.to_string()),
+            text("cpu"),
+            int(v.storage.len() as i64),
+        ]);
+        storage.push(b'Q'); // BINPERSID
+        p.extend(tuple(vec![
+            storage,
+            int(v.offset),
+            tuple(v.shape.iter().map(|&s| int(s)).collect()),
+            tuple(v.stride.iter().map(|&s| int(s)).collect()),
+            vec![0x89], // False: requires_grad
+            b"ccollections\nOrderedDict\n)R".to_vec(),
+        ]));
+        p.push(b'R');
+    }
+    p.extend(b"u.");
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("archive/data.pkl", stored).unwrap();
+    zip.write_all(&p).unwrap();
+    for (i, v) in views.iter().enumerate() {
+        zip.start_file(format!("archive/data/{i}"), stored).unwrap();
+        zip.write_all(&v.storage.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
 }

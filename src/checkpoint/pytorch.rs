@@ -12,8 +12,10 @@ use std::path::Path;
 
 use burn::tensor::TensorData;
 
+use std::rc::Rc;
+
 use super::pickle::{DType, PickleError, TensorRef, Value, unpickle};
-use super::state_dict::StateDict;
+use super::state_dict::{StateDict, abbreviate};
 use crate::error::{Error, Result};
 
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
@@ -40,7 +42,7 @@ pub fn read(path: &Path, bytes: &[u8]) -> Result<StateDict> {
             ContainerError::Other(s) => fail(s),
         })?
     };
-    let tensors = find_state_dict(root).map_err(fail)?;
+    let tensors = find_state_dict(&root).map_err(fail)?;
     let mut dict = StateDict::default();
     let mut budget = MAX_ELEMENTS;
     for (name, t) in tensors {
@@ -125,15 +127,16 @@ fn read_legacy(bytes: &[u8]) -> std::result::Result<(Value, Storages), Container
         Ok(v)
     };
     match next("the magic number")? {
-        Value::BigInt(b) if b == LEGACY_MAGIC => {}
+        Value::BigInt(b) if *b == LEGACY_MAGIC => {}
         _ => return Err("not a PyTorch checkpoint (no zip archive, no legacy magic number)".to_string().into()),
     }
     match next("the protocol version")? {
         Value::Int(1001) => {}
-        other => return Err(format!("unsupported legacy protocol version {other:?}").into()),
+        Value::Int(v) => return Err(format!("unsupported legacy protocol version {v}").into()),
+        other => return Err(format!("legacy protocol version is a {}, not an int", other.kind()).into()),
     }
     if let Value::Dict(info) = next("the system info")? {
-        let little = info.iter().any(|(k, v)| *k == Value::Str("little_endian".into()) && *v == Value::Bool(true));
+        let little = info.iter().any(|(k, v)| matches!((k, v), (Value::Str(k), Value::Bool(true)) if &**k == "little_endian"));
         if !little {
             return Err("big-endian legacy checkpoints are not supported".to_string().into());
         }
@@ -147,8 +150,9 @@ fn read_legacy(bytes: &[u8]) -> std::result::Result<(Value, Storages), Container
     let mut sizes = HashMap::new();
     collect_storage_sizes(&root, &mut sizes);
     let mut storages = Storages::new();
-    for key in keys {
+    for key in keys.iter() {
         let Value::Str(key) = key else { return Err("storage key is not a string".to_string().into()) };
+        let key = key.to_string();
         let elem = *sizes.get(&key).ok_or_else(|| format!("storage {key} is not used by any tensor"))?;
         let count_bytes = bytes.get(pos..pos + 8).ok_or_else(|| "file is truncated (storage header)".to_string())?;
         let count = u64::from_le_bytes(count_bytes.try_into().expect("8 bytes")) as usize;
@@ -176,38 +180,43 @@ fn collect_storage_sizes(v: &Value, out: &mut HashMap<String, usize>) {
 
 /// The `name -> tensor` dict in the file: the top level, or the one nested
 /// dict of tensors (as in `{"state_dict": ..., "epoch": 5}`).
-fn find_state_dict(root: Value) -> std::result::Result<Vec<(String, TensorRef)>, String> {
+fn find_state_dict(root: &Value) -> std::result::Result<Vec<(String, Rc<TensorRef>)>, String> {
     let Value::Dict(items) = root else { return Err("top level is not a dict of tensors".into()) };
-    let has_tensors = items.iter().any(|(_, v)| matches!(v, Value::Tensor(_)));
-    if has_tensors {
+    let has_tensors = |items: &[(Value, Value)]| items.iter().any(|(_, v)| matches!(v, Value::Tensor(_)));
+    if has_tensors(items) {
         return Ok(items
-            .into_iter()
+            .iter()
             .filter_map(|(k, v)| match (k, v) {
-                (Value::Str(k), Value::Tensor(t)) => Some((k, t)),
+                (Value::Str(k), Value::Tensor(t)) => Some((k.to_string(), t.clone())),
                 _ => None,
             })
             .collect());
     }
-    let keys: Vec<String> = items
+    let keys: Vec<&str> = items.iter().filter_map(|(k, _)| if let Value::Str(k) = k { Some(&**k) } else { None }).collect();
+    let nested: Vec<(&str, &Value)> = items
         .iter()
-        .filter_map(|(k, _)| if let Value::Str(k) = k { Some(k.clone()) } else { None })
-        .collect();
-    let mut nested: Vec<(String, Value)> = items
-        .into_iter()
         .filter_map(|(k, v)| match (k, v) {
-            (Value::Str(k), v @ Value::Dict(_)) => Some((k, v)),
+            (Value::Str(k), v @ Value::Dict(d)) if has_tensors(d) => Some((&**k, v)),
             _ => None,
         })
-        .filter(|(_, v)| matches!(v, Value::Dict(d) if d.iter().any(|(_, x)| matches!(x, Value::Tensor(_)))))
         .collect();
-    match nested.len() {
-        1 => find_state_dict(nested.pop().expect("one").1),
-        0 => Err(format!("holds no tensors (top-level keys: {})", keys.join(", "))),
-        _ => Err(format!(
+    match nested.as_slice() {
+        [(_, one)] => find_state_dict(one),
+        [] => Err(format!("holds no tensors (top-level keys: {})", abbreviate_keys(&keys))),
+        several => Err(format!(
             "holds several state dicts ({}); extract one with PyTorch first",
-            nested.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
+            abbreviate_keys(&several.iter().map(|(k, _)| *k).collect::<Vec<_>>())
         )),
     }
+}
+
+/// Keys for an error message, each cut short (a crafted file's may be long), at most a few.
+fn abbreviate_keys(keys: &[&str]) -> String {
+    let short = |k: &&str| match k.char_indices().nth(40) {
+        Some((at, _)) => format!("{}...", &k[..at]),
+        None => k.to_string(),
+    };
+    abbreviate(&keys.iter().map(short).collect::<Vec<_>>(), ", ")
 }
 
 /// The most elements a checkpoint may hold, all tensors together: 2^28 (1 GiB

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use super::DeviceArgs;
+use super::download::{MirrorArgs, resolve_model};
 use crate::checkpoint::Direction;
 use crate::evaluate::features::DEFAULT_BATCH;
 use crate::evaluate::inception::Inception;
@@ -25,7 +26,8 @@ pub struct EvalArgs {
     /// Generated images: a folder (searched recursively).
     #[arg(long, requires = "real")]
     pub fake: Option<PathBuf>,
-    /// A training run folder (each direction it has: both for CycleGAN, A to B for CUT) or a generator file: translate the test folders and score that.
+    /// A training run folder (each direction it has: both for CycleGAN, A to B for CUT), a generator file,
+    /// or a pretrained model's name (`cyclegan download --list`): translate the test folders and score that.
     #[arg(long, requires_all = ["test_a", "test_b"])]
     pub model: Option<PathBuf>,
     /// Domain A test images, with --model.
@@ -57,6 +59,8 @@ pub struct EvalArgs {
     pub batch_size: u32,
     #[command(flatten)]
     pub device: DeviceArgs,
+    #[command(flatten)]
+    pub mirror: MirrorArgs,
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
@@ -66,13 +70,18 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     for dir in folders.into_iter().flatten().filter(|p| !stats::is_stats_file(p)) {
         crate::data::folder::images_in(dir)?;
     }
-    if let Some(model) = &args.model {
-        crate::translate::resolve_model(model, Direction::A2B)?;
-    }
+    let model = match &args.model {
+        Some(model) => {
+            let model = resolve_model(model, &args.mirror)?;
+            crate::translate::resolve_model(&model, Direction::A2B)?;
+            Some(model)
+        }
+        None => None,
+    };
     let loaded = weights::load(args.inception.as_deref(), &device)?;
     let kid = KidOptions { subsets: args.kid_subsets as usize, subset_size: args.kid_subset_size as usize };
     let batch = args.batch_size as usize;
-    match (&args.real, &args.fake, &args.model) {
+    match (&args.real, &args.fake, &model) {
         (Some(real), Some(fake), None) => compare_folders(&args, &loaded.net, real, fake, kid, batch)?,
         (None, None, Some(model)) => {
             let (test_a, test_b) = (args.test_a.as_ref().expect("clap"), args.test_b.as_ref().expect("clap"));

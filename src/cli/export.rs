@@ -4,13 +4,15 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::download::{MirrorArgs, resolve_model};
 use crate::checkpoint::Direction;
 use crate::export::{self, DEFAULT_OPSET, ExportOptions, Format};
 use crate::translate::Translator;
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// A generator (.safetensors or PyTorch .pth), or a training run folder.
+    /// A generator (.safetensors or PyTorch .pth), a training run folder, or a pretrained model's name
+    /// (`cyclegan download --list`; downloaded into the cache on first use).
     #[arg(long)]
     pub model: PathBuf,
     /// Which generator of a run folder: a2b (G_A, or CUT's G) or b2a (G_B).
@@ -28,6 +30,8 @@ pub struct ExportArgs {
     /// Fix the input's height and width (HxW, multiples of the generator's stride); N stays free.
     #[arg(long, value_name = "HxW", value_parser = parse_size)]
     pub fixed_size: Option<(usize, usize)>,
+    #[command(flatten)]
+    pub mirror: MirrorArgs,
 }
 
 fn parse_size(s: &str) -> Result<(usize, usize), String> {
@@ -37,7 +41,8 @@ fn parse_size(s: &str) -> Result<(usize, usize), String> {
 }
 
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
-    let translator = Translator::open(&args.model, args.direction, &burn::tensor::Device::flex())?;
+    let model = resolve_model(&args.model, &args.mirror)?;
+    let translator = Translator::open(&model, args.direction, &burn::tensor::Device::flex())?;
     let options = ExportOptions { format: args.format, opset: args.opset, fixed_size: args.fixed_size };
     let bytes = export::export(&translator, &options)?;
     crate::fs::write_bytes_atomic(&args.output, &bytes)?;

@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod download;
 mod eval;
 mod export;
 mod import;
@@ -41,6 +42,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Offer generators over HTTP: an API and a web page.
     Serve(serve::ServeArgs),
+    /// Fetch an official dataset or pretrained generator by name (--list shows them).
+    Download(download::DownloadArgs),
 }
 
 /// Options shared by every command that computes.
@@ -68,6 +71,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Export(args) => export::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Download(args) => download::run(args),
     }
 }
 

@@ -8,12 +8,14 @@ use anyhow::Context;
 use clap::Args;
 
 use super::DeviceArgs;
+use super::download::{MirrorArgs, resolve_model};
 use crate::serve::{Limits, ModelSpec, ServeOptions, Server, api::DEFAULT_GRACE};
 use crate::translate::Tiling;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// A model to offer, as `translate --model` takes it (a run folder gives each of its directions),
+    /// A model to offer, as `translate --model` takes it (a run folder gives each of its directions;
+    /// a pretrained model's name is downloaded into the cache on first use),
     /// optionally named: NAME=PATH (default: the file or folder name). Repeat for more.
     #[arg(long = "model", required = true, value_name = "[NAME=]PATH")]
     pub models: Vec<ModelSpec>,
@@ -33,7 +35,7 @@ pub struct ServeArgs {
     /// Translations that may wait for the device; more get 503 with Retry-After.
     #[arg(long, default_value_t = 8)]
     pub queue: usize,
-    /// Longest a request may take, seconds (503 beyond).
+    /// Longest a request may take, seconds (504 beyond).
     #[arg(long, default_value_t = 60.0)]
     pub timeout_secs: f64,
     /// Require `Authorization: Bearer TOKEN` on every route but /healthz.
@@ -44,6 +46,8 @@ pub struct ServeArgs {
     pub grace_secs: u64,
     #[command(flatten)]
     pub device: DeviceArgs,
+    #[command(flatten)]
+    pub mirror: MirrorArgs,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -60,8 +64,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             anyhow::bail!("{flag} must be a positive number");
         }
     }
+    let deadline = Duration::try_from_secs_f64(args.timeout_secs)
+        .map_err(|_| anyhow::anyhow!("--timeout-secs {} is more than a timer can hold", args.timeout_secs))?;
+    let mut models = Vec::with_capacity(args.models.len());
+    for spec in args.models {
+        models.push(ModelSpec { path: resolve_model(&spec.path, &args.mirror)?, ..spec });
+    }
     let options = ServeOptions {
-        models: args.models,
+        models,
         addr: args.addr,
         device: args.device.device()?,
         tiling,
@@ -69,7 +79,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             body_bytes: args.max_body_mb.saturating_mul(1 << 20),
             max_pixels: (args.max_megapixels * 1e6) as u64,
             queue: args.queue,
-            deadline: Duration::from_secs_f64(args.timeout_secs),
+            deadline,
         },
         auth_token: args.auth_token,
     };

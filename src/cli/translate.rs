@@ -7,12 +7,14 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::DeviceArgs;
+use super::download::{MirrorArgs, resolve_model};
 use crate::checkpoint::Direction;
 use crate::translate::{self, Precision, Tiling, TranslateJob, Translator};
 
 #[derive(Args, Debug)]
 pub struct TranslateArgs {
-    /// A generator (.safetensors or PyTorch .pth), or a training run folder.
+    /// A generator (.safetensors or PyTorch .pth), a training run folder, or a pretrained model's name
+    /// (`cyclegan download --list`; downloaded into the cache on first use).
     #[arg(long)]
     pub model: PathBuf,
     /// Images or folders of images (searched recursively).
@@ -41,11 +43,14 @@ pub struct TranslateArgs {
     pub precision: Precision,
     #[command(flatten)]
     pub device: DeviceArgs,
+    #[command(flatten)]
+    pub mirror: MirrorArgs,
 }
 
 pub fn run(args: TranslateArgs) -> anyhow::Result<()> {
     let device = args.device.device()?;
-    let translator = Translator::open(&args.model, args.direction, &device)?.with_precision(args.precision)?;
+    let model = resolve_model(&args.model, &args.mirror)?;
+    let translator = Translator::open(&model, args.direction, &device)?.with_precision(args.precision)?;
     let tiling = match args.tile {
         Some(tile) => Some(Tiling { tile, overlap: args.overlap, stats_size: args.stats_size }.check(translator.config.arch.size_multiple())?),
         None => None,

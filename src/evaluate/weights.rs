@@ -1,6 +1,7 @@
 //! Finding pytorch-fid's Inception weights (`pt_inception-2015-12-05-6726825d.pth`,
 //! 91 MB, the file pytorch-fid and torch-fidelity download), in this order:
-//! `--inception FILE`, `$CYCLEGAN_INCEPTION`, this program's cache folder,
+//! `--inception FILE`, `$CYCLEGAN_INCEPTION`, this program's cache folder
+//! (`$CYCLEGAN_HOME`, else `$XDG_CACHE_HOME/cyclegan`, else `~/.cache/cyclegan`),
 //! torch hub's cache (where pytorch-fid leaves it); else downloading it from
 //! pytorch-fid's release into the cache, checked by its SHA-256. The file is
 //! read by the restricted pickle reader, like any `.pth`.
@@ -104,9 +105,9 @@ fn missing(why: &str) -> Error {
     ))
 }
 
-/// `$XDG_CACHE_HOME/cyclegan`, else `~/.cache/cyclegan`.
+/// This program's cache folder (see [`crate::zoo::home`]).
 pub fn cache_dir() -> Option<PathBuf> {
-    user_cache().map(|d| d.join("cyclegan"))
+    crate::zoo::home()
 }
 
 fn user_cache() -> Option<PathBuf> {

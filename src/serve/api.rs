@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use super::Limits;
 use super::metrics::Metrics;
 use super::models::ModelListing;
-use super::worker::{Job, Queue, Refused};
+use super::worker::{Job, JobError, Queue};
 use crate::checkpoint::Direction;
 use crate::image_io;
 
@@ -111,7 +111,9 @@ pub async fn healthz() -> impl IntoResponse {
 }
 
 pub async fn readyz(State(s): State<AppState>) -> Response {
-    if s.ready.load(Ordering::SeqCst) {
+    if !s.queue.alive() {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, WORKER_GONE).into_response()
+    } else if s.ready.load(Ordering::SeqCst) {
         axum::Json(json!({ "status": "ready" })).into_response()
     } else {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
@@ -135,20 +137,23 @@ pub async fn translate(State(s): State<AppState>, Query(q): Query<TranslateQuery
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "decoding failed"))??;
     let (reply, answer) = oneshot::channel();
     let job = Job { model: index, image, deadline: Instant::now() + s.limits.deadline, reply, slot };
-    s.queue.submit(job).map_err(|e| match e {
-        Refused::Full => queue_full(&s.limits),
-        Refused::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping"),
+    s.queue.submit(job).map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, WORKER_GONE))?;
+    let data = answer.await.map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, WORKER_GONE))?.map_err(|e| {
+        let status = match e {
+            JobError::DeadlinePassed => StatusCode::GATEWAY_TIMEOUT,
+            JobError::Failed(_) | JobError::Panicked(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
     })?;
-    let data = answer
-        .await
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping"))?
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
     let encoded = tokio::task::spawn_blocking(move || image_io::encode(&data, format.image_format()))
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed"))?
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     Ok(([(header::CONTENT_TYPE, format.mime())], encoded).into_response())
 }
+
+/// What a request hears when no worker is left to translate it.
+const WORKER_GONE: &str = "the server is stopping (its device worker has ended)";
 
 fn queue_full(limits: &Limits) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{} translations are waiting already; retry shortly", limits.queue))
@@ -263,7 +268,7 @@ async fn json_error(response: Response, limits: &Limits) -> Response {
     let text = axum::body::to_bytes(response.into_body(), 4096).await.map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
     let message = match status {
         StatusCode::PAYLOAD_TOO_LARGE => body_limit_message(limits),
-        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => {
+        StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => {
             format!("the request took longer than the deadline of {} s (--timeout-secs)", limits.deadline.as_secs_f64())
         }
         StatusCode::NOT_FOUND => "no such route (POST /v1/translate, GET /v1/models, /healthz, /readyz, /metrics, /)".to_string(),

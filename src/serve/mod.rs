@@ -41,7 +41,7 @@ pub struct Limits {
     pub max_pixels: u64,
     /// Translations that may wait for the device (503 with Retry-After beyond).
     pub queue: usize,
-    /// Longest a request may take in all (503 beyond).
+    /// Longest a request may take in all (504 beyond).
     pub deadline: Duration,
 }
 
@@ -98,7 +98,7 @@ impl Server {
         }
         let metrics = Arc::new(metrics::Metrics::default());
         let generators = Arc::new(served.iter().map(|s| (s.model.clone(), s.direction)).collect());
-        let queue = worker::start(served, options.limits.queue, metrics.clone());
+        let queue = worker::start(served, options.limits.queue, metrics.clone(), worker::Fault::from_env());
         let ready = Arc::new(AtomicBool::new(true));
         let state = api::AppState {
             generators,
@@ -118,7 +118,7 @@ impl Server {
             .route("/metrics", get(api::metrics))
             .layer(axum::extract::DefaultBodyLimit::disable())
             .layer(RequestBodyLimitLayer::new(options.limits.body_bytes))
-            .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, options.limits.deadline))
+            .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::GATEWAY_TIMEOUT, options.limits.deadline))
             .layer(axum::middleware::from_fn_with_state(state.clone(), api::auth))
             .layer(
                 // The span at INFO too, so each logged answer says which request it was.

@@ -261,6 +261,22 @@ impl TrainOptions {
 
     /// Check everything that can be checked without reading images.
     pub fn validate(&self) -> Result<(), OptionError> {
+        // NaN passes every `<` and `>` below, and an infinity is no weight or
+        // rate either: refused by name first (also from --config files, which clap never sees).
+        let floats = [
+            ("--init-gain", Some(self.init_gain)),
+            ("--lr", Some(self.lr)),
+            ("--beta1", Some(self.beta1)),
+            ("--lambda-a", self.lambda_a),
+            ("--lambda-b", self.lambda_b),
+            ("--lambda-identity", self.lambda_identity),
+            ("--lambda-gan", self.lambda_gan),
+            ("--lambda-nce", self.lambda_nce),
+            ("--nce-T", self.nce_t),
+        ];
+        if let Some((name, v)) = floats.iter().find_map(|(name, v)| v.filter(|v| !v.is_finite()).map(|v| (name, v))) {
+            return Err(format!("{name} {v} is not a finite number"));
+        }
         self.data_dirs()?;
         self.output_dir()?;
         if self.preprocess.crops() && self.preprocess.resizes() && self.crop_size > self.load_size {

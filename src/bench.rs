@@ -15,7 +15,7 @@ use crate::evaluate::inception::{INPUT_SIZE, Inception};
 use crate::evaluate::psnr_from_mse;
 use crate::nets::{GeneratorArch, GeneratorConfig, Initializer};
 use crate::rng::Rng;
-use crate::train::options::TrainOptions;
+use crate::train::options::{TrainOptions, ValidOptions};
 use crate::train::method::Method;
 use crate::train::trainer::Trainer;
 use crate::translate::Precision;
@@ -151,8 +151,8 @@ fn generator(device: &Device, rng: &mut Rng) -> crate::nets::Generator {
 
 /// A training case's options: each method's official defaults (resnet_9blocks,
 /// basic D, LSGAN; CycleGAN's pool of 50; CUT's netF of 256 and 256 patches per layer).
-fn train_options(method: Method) -> TrainOptions {
-    TrainOptions { model: method, ..TrainOptions::default() }
+fn train_options(method: Method) -> ValidOptions {
+    TrainOptions { model: method, ..TrainOptions::default() }.check().expect("each method's defaults are valid")
 }
 
 /// Run one case `repeats` times after a warm-up run.

@@ -66,7 +66,7 @@ pub struct DemoOutcome {
 /// Train (reporting to `on_event`), translate the test set and score it.
 pub fn run(output: &Path, epochs: usize, stop: Arc<AtomicBool>, on_event: &mut dyn FnMut(Event)) -> anyhow::Result<DemoOutcome> {
     let data = output.join("data");
-    if output.join("options.toml").exists() {
+    if crate::train::run_dir::RunDir::new(output).options_path().exists() {
         anyhow::bail!("{}: already holds a demo run; choose another --output", output.display());
     }
     unpack_dataset(&data)?;

@@ -16,8 +16,13 @@ pub enum DeviceChoice {
     Wgpu,
 }
 
+/// Why a device cannot be used: this build lacks it, or the machine has no usable one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
 impl DeviceChoice {
-    pub fn device(self) -> Result<Device, String> {
+    pub fn device(self) -> Result<Device, Unavailable> {
         match self {
             Self::Cpu => Ok(Device::flex()),
             #[cfg(feature = "cuda")]
@@ -25,11 +30,10 @@ impl DeviceChoice {
             #[cfg(feature = "wgpu")]
             Self::Wgpu => probe("wgpu", Device::wgpu(Default::default())),
             #[allow(unreachable_patterns)]
-            other => Err(format!(
-                "--device {} needs a build with `--features {}`",
-                other.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default(),
-                other.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
-            )),
+            other => {
+                let name = other.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+                Err(Unavailable(format!("--device {name} needs a build with `--features {name}`")))
+            }
         }
     }
 }
@@ -38,7 +42,7 @@ impl DeviceChoice {
 /// is one line of error here rather than a panic (with backtraces from the
 /// backend's threads) in the middle of the work.
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
-fn probe(name: &str, device: Device) -> Result<Device, String> {
+fn probe(name: &str, device: Device) -> Result<Device, Unavailable> {
     use std::sync::{Arc, Mutex};
     let first_panic: Arc<Mutex<Option<String>>> = Arc::default();
     let previous_hook = std::panic::take_hook();
@@ -65,7 +69,7 @@ fn probe(name: &str, device: Device) -> Result<Device, String> {
             let why = first_panic.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
             // Backend messages run long (cudarc lists every library name it tried).
             let why = why.split(" - ").next().unwrap_or_default().lines().next().unwrap_or_default().to_string();
-            Err(format!("--device {name}: no usable GPU ({why})"))
+            Err(Unavailable(format!("--device {name}: no usable GPU ({why})")))
         }
     }
 }

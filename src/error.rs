@@ -30,32 +30,44 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn image(path: &Path, reason: impl Into<String>) -> Self {
-        Self::Image { path: path.to_path_buf(), reason: reason.into() }
+    pub fn image(path: &Path, reason: impl std::fmt::Display) -> Self {
+        Self::Image { path: path.to_path_buf(), reason: reason.to_string() }
     }
 
-    pub fn checkpoint(path: &Path, reason: impl Into<String>) -> Self {
-        Self::Checkpoint { path: path.to_path_buf(), reason: reason.into() }
+    pub fn checkpoint(path: &Path, reason: impl std::fmt::Display) -> Self {
+        Self::Checkpoint { path: path.to_path_buf(), reason: reason.to_string() }
     }
 
-    pub fn run_file(path: &Path, reason: impl Into<String>) -> Self {
-        Self::RunFile { path: path.to_path_buf(), reason: reason.into() }
+    pub fn run_file(path: &Path, reason: impl std::fmt::Display) -> Self {
+        Self::RunFile { path: path.to_path_buf(), reason: reason.to_string() }
     }
 
     pub fn network(path: &Path, source: crate::nets::ConfigError) -> Self {
         Self::Network { path: path.to_path_buf(), source }
     }
 
-    pub fn download(url: &str, reason: impl Into<String>) -> Self {
-        Self::Download { url: url.to_string(), reason: reason.into() }
+    pub fn download(url: &str, reason: impl std::fmt::Display) -> Self {
+        Self::Download { url: url.to_string(), reason: reason.to_string() }
     }
 
-    pub fn archive(path: &Path, reason: impl Into<String>) -> Self {
-        Self::Archive { path: path.to_path_buf(), reason: reason.into() }
+    pub fn archive(path: &Path, reason: impl std::fmt::Display) -> Self {
+        Self::Archive { path: path.to_path_buf(), reason: reason.to_string() }
     }
 
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Self::Io { path: path.to_path_buf(), source }
+    }
+}
+
+impl From<crate::device::Unavailable> for Error {
+    fn from(e: crate::device::Unavailable) -> Self {
+        Self::Usage(e.0)
+    }
+}
+
+impl From<crate::train::options::OptionError> for Error {
+    fn from(e: crate::train::options::OptionError) -> Self {
+        Self::Usage(e.0)
     }
 }
 

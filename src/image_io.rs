@@ -171,12 +171,12 @@ pub fn save(path: &Path, data: &ImageData) -> Result<()> {
     let format = output_format(path).ok_or_else(|| {
         Error::image(path, "unknown output format: use a .png, .jpg, .webp, .bmp or .tif name")
     })?;
-    let buf = encode(data, format).map_err(|e| Error::image(path, e))?;
+    let buf = encode(data, format).map_err(|e| Error::image(path, format!("cannot encode ({e})")))?;
     fs::write_bytes_atomic(path, &buf)
 }
 
 /// The bytes of an 8-bit file of `format`, as [`save`] writes them.
-pub fn encode(data: &ImageData, format: ImageFormat) -> std::result::Result<Vec<u8>, String> {
+pub fn encode(data: &ImageData, format: ImageFormat) -> std::result::Result<Vec<u8>, image::ImageError> {
     let img = data.to_image();
     let img = match (data.channels, format) {
         (1, _) => DynamicImage::ImageRgb8(img.to_rgb8()),
@@ -184,7 +184,7 @@ pub fn encode(data: &ImageData, format: ImageFormat) -> std::result::Result<Vec<
         _ => img,
     };
     let mut buf = Vec::new();
-    img.write_to(&mut Cursor::new(&mut buf), format).map_err(|e| format!("cannot encode ({e})"))?;
+    img.write_to(&mut Cursor::new(&mut buf), format)?;
     Ok(buf)
 }
 

@@ -6,6 +6,11 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+/// A saved generator whose position is not a number.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("bad random-state position {0:?}")]
+pub struct BadRngState(pub String);
+
 /// A seeded ChaCha8 stream.
 #[derive(Clone, Debug)]
 pub struct Rng(ChaCha8Rng);
@@ -54,11 +59,6 @@ impl Rng {
         mean + std * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 
-    /// A fresh 64-bit seed (for the tensor backend's own generator).
-    pub fn next_u64(&mut self) -> u64 {
-        self.0.random::<u64>()
-    }
-
     pub fn state(&self) -> RngState {
         RngState {
             seed: self.0.get_seed(),
@@ -67,8 +67,8 @@ impl Rng {
         }
     }
 
-    pub fn from_state(state: &RngState) -> Result<Self, String> {
-        let pos: u128 = state.word_pos.parse().map_err(|_| format!("bad random-state position {:?}", state.word_pos))?;
+    pub fn from_state(state: &RngState) -> Result<Self, BadRngState> {
+        let pos: u128 = state.word_pos.parse().map_err(|_| BadRngState(state.word_pos.clone()))?;
         let mut inner = ChaCha8Rng::from_seed(state.seed);
         inner.set_stream(state.stream);
         inner.set_word_pos(pos);

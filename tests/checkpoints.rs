@@ -131,7 +131,7 @@ fn saved_checkpoint_describes_itself_and_round_trips() {
     let g = dir.path().join("g.safetensors");
     let (ok, _, err) = run(&["import", fixture("g_unet256_gray.safetensors").to_str().unwrap(), "-o", g.to_str().unwrap()]);
     // A fixture file holds more than one network's tensors: it must not import.
-    assert!(!ok && err.contains("g_unet256_gray.safetensors"), "{err}");
+    assert!(!ok && err.contains("g_unet256_gray.safetensors: the keys match no CycleGAN network"), "{err}");
 
     // A plain safetensors state dict (no metadata) imports with inference, and records the direction.
     let (tensors, _) = checkpoint::read_safetensors(&fixture("g_unet256_gray.safetensors")).unwrap();

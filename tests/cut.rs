@@ -19,7 +19,7 @@ use cyclegan::train::options::TrainOptions;
 use cyclegan::train::trainer::Trainer;
 use serde_json::Value;
 
-use crate::util::{Fixture, assert_close, assert_param_grad, fixture, floats, generator_config};
+use crate::util::{Fixture, assert_close, assert_param_grad, fixture, floats, generator_config, rel_l2};
 
 const LAYERS: [usize; 5] = [0, 4, 8, 12, 16];
 
@@ -102,7 +102,8 @@ fn a_changed_blur_filter_is_refused() {
     let cfg = DiscriminatorConfig { ndf: 4, antialias: true, ..DiscriminatorConfig::new(DiscriminatorArch::Basic) };
     let mut d = cfg.init(&Initializer::ForLoading, &mut Rng::seed_from(0), &Device::flex());
     let err = weights.load_into(&mut d).unwrap_err();
-    assert!(err.contains("model.2.filt") && err.contains("fixed filter"), "{err}");
+    assert_eq!(err.wrong, vec!["model.2.filt: not the fixed filter this architecture uses".to_string()], "{err}");
+    assert!(err.missing.is_empty() && err.unexpected.is_empty(), "{err}");
 }
 
 #[test]
@@ -179,7 +180,7 @@ fn check_parity(method: Method) {
     assert_eq!((opts.n_epochs(), opts.n_epochs_decay()), (o["n_epochs"].as_u64().unwrap() as usize, o["n_epochs_decay"].as_u64().unwrap() as usize));
     assert_eq!(cyclegan::train::options::value_name(&opts.init_type()), o["init_type"].as_str().unwrap());
     let device = Device::flex().autodiff();
-    let Trainer::Cut(mut trainer) = Trainer::new(&opts, &Initializer::ForLoading, &mut Rng::seed_from(0), &device) else {
+    let Trainer::Cut(mut trainer) = Trainer::new(&opts.clone().check().unwrap(), &Initializer::ForLoading, &mut Rng::seed_from(0), &device) else {
         panic!("--model {name} makes a CUT trainer")
     };
     let mut tensors = fx.tensors.clone();
@@ -214,4 +215,60 @@ fn cut_first_three_steps_match_the_official_code() {
 #[test]
 fn fastcut_first_three_steps_match_the_official_code() {
     check_parity(Method::Fastcut);
+}
+
+/// Draws that flip (or not) every step, and count how often they were asked.
+struct FixedFlip {
+    flip: bool,
+    asked: usize,
+}
+
+impl Draws for FixedFlip {
+    fn flip(&mut self) -> bool {
+        self.asked += 1;
+        self.flip
+    }
+
+    fn patch_ids(&mut self, positions: usize, count: usize) -> Vec<usize> {
+        (0..count.min(positions)).collect()
+    }
+
+    fn uniform(&mut self) -> f64 {
+        0.5
+    }
+}
+
+/// `--flip-equivariance` (FastCUT's default) flips the step's inputs when
+/// the draw says so: the translation shown is G of the mirrored input; with
+/// the option off the draw is never made.
+#[test]
+fn flip_equivariance_translates_the_mirrored_input() {
+    let device = Device::flex().autodiff();
+    for (flip_equivariance, flip) in [(true, true), (true, false), (false, true)] {
+        let opts = TrainOptions {
+            model: Method::Fastcut,
+            net_g: GeneratorArch::Resnet6Blocks,
+            ngf: 4,
+            ndf: 8,
+            net_f_nc: Some(16),
+            num_patches: Some(8),
+            flip_equivariance: Some(flip_equivariance),
+            ..TrainOptions::default()
+        };
+        let Trainer::Cut(mut trainer) = Trainer::new(&opts.check().unwrap(), &Initializer::default(), &mut Rng::seed_from(1), &device) else {
+            panic!("a CUT trainer")
+        };
+        let fx = Fixture::open("cut_train_init_fastcut");
+        let (a, b) = (fx.tensor::<4>("A0", &device), fx.tensor::<4>("B0", &device));
+        let g0 = trainer.nets.g.clone();
+        let mut draws = FixedFlip { flip, asked: 0 };
+        let out = trainer.step_with(a.clone(), b, 2e-4, &mut draws);
+        assert_eq!(draws.asked, usize::from(flip_equivariance), "flip draws with --flip-equivariance {flip_equivariance}");
+        let shown = floats(&out.visuals.rows[0][1].clone().unwrap().into_data());
+        let input = if flip_equivariance && flip { a.clone().flip([3]) } else { a.clone() };
+        let want = floats(&g0.forward(input).detach().into_data());
+        assert!(rel_l2(&shown, &want) < 1e-6, "flip {flip}: the translation is not G of the {} input", if flip { "mirrored" } else { "given" });
+        let other = floats(&g0.forward(if flip_equivariance && flip { a } else { a.flip([3]) }).detach().into_data());
+        assert!(rel_l2(&shown, &other) > 1e-2, "the input is not symmetric enough to tell a flip");
+    }
 }

@@ -116,7 +116,9 @@ fn fixed_size_and_metadata() {
 }
 
 /// scripts/check_onnx.py ran files `cyclegan export` wrote through onnxruntime
-/// and onnx.checker; its outputs must be within one 8-bit level of `translate`.
+/// and onnx.checker; its outputs must be within one 8-bit level of `translate`,
+/// and what `cyclegan export` writes now, run by tract on the same image, within
+/// one level of them (so the committed outputs speak for today's exporter).
 #[test]
 fn onnxruntime_outputs_match_translate() {
     let results: Value = serde_json::from_str(&std::fs::read_to_string(fixture("onnx_check.json")).unwrap()).unwrap();
@@ -137,6 +139,20 @@ fn onnxruntime_outputs_match_translate() {
             assert_eq!(a.dimensions(), b.dimensions(), "{name} {image}");
             let diff = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
             assert!(diff <= 1, "{name} {image}: onnxruntime and translate differ by {diff} levels");
+
+            let onnx = dir.path().join(format!("{name}.onnx"));
+            let (ok, _, err) = run(&["export", "--model", fixture(name).to_str().unwrap(), "-o", onnx.to_str().unwrap()]);
+            assert!(ok, "{err}");
+            let img = image::open(fixture(image)).unwrap();
+            let data = cyclegan::image_io::to_data(&img, 3);
+            let (h, w) = (data.height, data.width);
+            let (x, _, _) = pad_to_fit(data.to_tensor(&Device::flex()), GeneratorArch::from_name(case["arch"].as_str().unwrap()).unwrap());
+            let [_, _, ph, pw] = x.dims();
+            let y = tract_run(&std::fs::read(&onnx).unwrap(), &x.into_data());
+            let y = Tensor::<4>::from_data(TensorData::new(y, [1, 3, ph, pw]), &Device::flex()).slice([0..1, 0..3, 0..h, 0..w]);
+            let exported = cyclegan::image_io::ImageData::from_tensor(y).to_image().to_rgba8();
+            let diff = exported.as_raw().iter().zip(b.as_raw()).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+            assert!(diff <= 1, "{name} {image}: today's export (tract) and onnxruntime's output differ by {diff} levels");
         }
     }
 }

@@ -95,8 +95,8 @@ fn gradient_penalty_matches_double_backward() {
 
 /// Train `ITERS` iterations with `extra` options straight, and again killed
 /// (SIGKILL) at its first checkpoint and resumed; every logged loss must be
-/// the same. Returns the resumed run's folder.
-fn killed_and_resumed_matches(dir: &Path, extra: &[&str]) -> std::path::PathBuf {
+/// the same. Returns the resumed run's folder and the uninterrupted run's arguments.
+fn killed_and_resumed_matches(dir: &Path, extra: &[&str]) -> (std::path::PathBuf, Vec<String>) {
     const ITERS: u64 = 12;
     let (a, b) = dataset(dir, 4);
     let common = |out: &Path, more: &[&str]| -> Vec<String> {
@@ -154,7 +154,7 @@ fn killed_and_resumed_matches(dir: &Path, extra: &[&str]) -> std::path::PathBuf 
             assert!((wv - gv).abs() <= 1e-6 * wv.abs().max(1.0), "iteration {}: {name} {gv} vs {wv} (killed at {at})", g["iter"]);
         }
     }
-    killed
+    (killed, common(&straight, &[]))
 }
 
 /// SIGKILL part-way, resume, and get exactly the losses of an uninterrupted
@@ -162,10 +162,27 @@ fn killed_and_resumed_matches(dir: &Path, extra: &[&str]) -> std::path::PathBuf 
 #[test]
 fn killed_and_resumed_run_matches_uninterrupted_run() {
     let dir = tmp();
-    let killed = killed_and_resumed_matches(dir.path(), &["--pool-size", "2"]);
-    // the pool really swapped (it holds 2, and 12 fakes went through it)
-    let (pool, _) = checkpoint::read_safetensors(&killed.join("checkpoints/latest/pool.safetensors")).unwrap();
+    let (killed, args) = killed_and_resumed_matches(dir.path(), &["--pool-size", "2"]);
+    let pool_of = |run: &Path| -> Vec<(String, Vec<f32>)> {
+        let (dict, _) = checkpoint::read_safetensors(&run.join("checkpoints/latest/pool.safetensors")).unwrap();
+        let mut images: Vec<(String, Vec<f32>)> = dict.iter().map(|(k, v)| (k.clone(), floats(v))).collect();
+        images.sort_by(|a, b| a.0.cmp(&b.0));
+        images
+    };
+    let pool = pool_of(&killed);
     assert_eq!(pool.len(), 4, "two images in each of the two pools");
+    assert!(pool == pool_of(&dir.path().join("straight")), "the resumed pool is the uninterrupted one");
+    // The pool really swapped: after 2 iterations it holds the first two fakes
+    // of each domain (the same in any run of these options); after 12, other ones.
+    let filled = dir.path().join("filled");
+    let mut early = args.clone();
+    early.extend(["--output", filled.to_str().unwrap(), "--max-iters", "2"].map(String::from));
+    let out = bin().args(&early).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let first = pool_of(&filled);
+    assert_eq!(first.len(), 4);
+    let kept = pool.iter().filter(|image| first.contains(image)).count();
+    assert!(kept < 4, "no image of the filled pool was swapped out in 10 more iterations");
     assert!(losses(&killed)[0].get("cycle_A").is_some());
 }
 
@@ -175,7 +192,7 @@ fn killed_and_resumed_run_matches_uninterrupted_run() {
 fn killed_and_resumed_cut_and_fastcut_match_uninterrupted_runs() {
     for model in ["cut", "fastcut"] {
         let dir = tmp();
-        let killed = killed_and_resumed_matches(dir.path(), &["--model", model, "--netF-nc", "16", "--num-patches", "32"]);
+        let (killed, _) = killed_and_resumed_matches(dir.path(), &["--model", model, "--netF-nc", "16", "--num-patches", "32"]);
         let first = &losses(&killed)[0];
         assert!(first.get("NCE").is_some() && first.get("NCE_Y").is_some() == (model == "cut"), "{model}: {first}");
     }

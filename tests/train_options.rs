@@ -124,6 +124,16 @@ fn tensorflow_tutorial_setup_is_expressible() {
     assert_eq!([&g["arch"], &g["norm"]], ["unet_256", "instance_affine"]);
     let (pool, _) = checkpoint::read_safetensors(&out.join("checkpoints/latest/pool.safetensors")).unwrap();
     assert!(pool.is_empty(), "--pool-size 0 keeps nothing");
+    // --resize-filter reaches the loader (what each filter does: data::transforms' tests):
+    // the same run with bicubic resizing sees other pixels, so other cycle losses.
+    let bicubic = dir.path().join("bicubic");
+    let (ok, _, err) = train_tiny(&data, &bicubic, &[
+        "--netG", "unet_256", "--gan-mode", "vanilla", "--norm", "instance_affine", "--pool-size", "0",
+        "--resize-filter", "bicubic", "--load-size", "286", "--crop-size", "256", "--max-iters", "1",
+    ]);
+    assert!(ok, "{err}");
+    let (n, b) = (column(&losses(&out), "cycle_A")[0], column(&losses(&bicubic), "cycle_A")[0]);
+    assert!((n - b).abs() > 1e-4 * b.abs(), "nearest {n} and bicubic {b} resizing gave the same cycle loss");
 }
 
 #[test]
@@ -250,14 +260,23 @@ fn data_size_options() {
     assert_eq!(epochs_of("full", &[]), vec![1.0; 4], "4 images: one epoch");
     assert_eq!(epochs_of("max1", &["--max-dataset-size", "1"]), vec![1.0, 2.0, 3.0, 4.0], "one image per epoch");
     assert_eq!(epochs_of("batch2", &["--batch-size", "2"]), vec![1.0, 1.0, 2.0, 2.0], "two batches per epoch");
-    // --data-a/--data-b instead of --dataroot
+    // --load-size and --crop-size: the sample grid's panels are crop-size images
+    let sized = dir.path().join("sized");
+    let (ok, _, err) = train_tiny(&data, &sized, &["--max-iters", "1", "--load-size", "44", "--crop-size", "40", "--display-freq", "1"]);
+    assert!(ok, "{err}");
+    let grid = std::fs::read_dir(sized.join("samples")).unwrap().next().unwrap().unwrap().path();
+    let (w, h) = image::image_dimensions(&grid).unwrap();
+    assert_eq!((w, h), (4 * 40 + 5 * 2, 2 * 40 + 3 * 2), "two rows of four 40 px panels, 2 px apart");
+    // --data-a/--data-b instead of --dataroot: the same images, the same run
+    let full = column(&losses(&dir.path().join("full")), "G_A");
     let out = dir.path().join("ab");
     let (ok, _, err) = run(&[
         "train", "--data-a", data.join("trainA").to_str().unwrap(), "--data-b", data.join("trainB").to_str().unwrap(),
         "--output", out.to_str().unwrap(), "--netG", "resnet_6blocks", "--ngf", "2", "--ndf", "2",
-        "--load-size", "36", "--crop-size", "32", "--max-iters", "1",
+        "--load-size", "36", "--crop-size", "32", "--max-iters", "4", "--print-freq", "1",
     ]);
     assert!(ok, "{err}");
+    assert_eq!(column(&losses(&out), "G_A"), full, "--data-a/--data-b and --dataroot read the same images");
 }
 
 #[test]
@@ -286,19 +305,42 @@ fn loss_weight_options_scale_the_losses() {
     assert!((ratio("cycle_B") - 0.5).abs() < 1e-5, "cycle_B x0.5: {}", ratio("cycle_B"));
     assert!((ratio("idt_A") - 0.25).abs() < 1e-5, "idt_A = L1 * lambda_B * lambda_idt: {}", ratio("idt_A"));
     assert!((ratio("idt_B") - 1.0).abs() < 1e-5, "idt_B = L1 * lambda_A * lambda_idt: {}", ratio("idt_B"));
-    // --lr and --beta1 change the first update, so the second iteration's losses.
+    let at = |run: &[Value], i: usize, k: &str| run[i][k].as_f64().unwrap();
+    let differs = |a: f64, b: f64| (a - b).abs() > 1e-4 * b.abs();
+    // --lr changes the first update: nothing before it, the second iteration's losses after it.
     let lr = first("lr", &["--lr", "0.001"]);
-    let beta = first("beta", &["--beta1", "0.9"]);
-    assert_eq!(lr[0]["G_A"], base[0]["G_A"]);
-    assert_ne!(lr[1]["G_A"], base[1]["G_A"]);
+    for k in ["G_A", "G_B", "cycle_A", "D_A"] {
+        assert_eq!(at(&lr, 0, k), at(&base, 0, k), "{k} before any update");
+    }
+    assert!(differs(at(&lr, 1, "cycle_A"), at(&base, 1, "cycle_A")), "--lr: {} vs {}", at(&lr, 1, "cycle_A"), at(&base, 1, "cycle_A"));
     // --beta1 shows only from the second update on: Adam's bias-corrected
     // first step is lr * g / |g| whatever beta1 is (equal up to rounding), so
     // iteration 3 is the first whose losses it changes.
-    assert_ne!(beta[2]["G_A"], base[2]["G_A"]);
-    // --gan-mode changes the adversarial terms from the first iteration.
+    let beta = first("beta", &["--beta1", "0.9"]);
+    assert!(!differs(at(&beta, 1, "cycle_A"), at(&base, 1, "cycle_A")), "the first Adam step does not depend on beta1");
+    assert!(differs(at(&beta, 2, "cycle_A"), at(&base, 2, "cycle_A")), "--beta1: {} vs {}", at(&beta, 2, "cycle_A"), at(&base, 2, "cycle_A"));
+    // --gan-mode: at the first iteration the generators are judged by the same
+    // initial discriminator outputs x (G is updated before D), so the modes'
+    // losses are tied: wgangp's G_A is -mean(x), lsgan's mean((x-1)^2) >= (mean(x)-1)^2
+    // (Jensen), vanilla's mean(softplus(-x)) between softplus(-mean(x)) (Jensen)
+    // and ln 2 - mean(x)/2 + mean(x^2)/8 (softplus'' <= 1/4). The cycle terms do not change.
     let wgan = first("wgan", &["--gan-mode", "wgangp"]);
-    assert_ne!(wgan[0]["G_A"], base[0]["G_A"]);
-    assert_eq!(wgan[0]["cycle_A"], base[0]["cycle_A"]);
+    let vanilla = first("vanilla", &["--gan-mode", "vanilla"]);
+    for k in ["cycle_A", "cycle_B", "idt_A", "idt_B"] {
+        assert_eq!(at(&wgan, 0, k), at(&base, 0, k), "{k}");
+        assert_eq!(at(&vanilla, 0, k), at(&base, 0, k), "{k}");
+    }
+    for g in ["G_A", "G_B"] {
+        let mean_x = -at(&wgan, 0, g);
+        let lsgan = at(&base, 0, g);
+        let mean_x2 = lsgan - 1.0 + 2.0 * mean_x;
+        assert!(mean_x2 >= mean_x * mean_x - 1e-6, "{g}: lsgan {lsgan} and wgangp {} are not of the same outputs", -mean_x);
+        let v = at(&vanilla, 0, g);
+        let softplus = |t: f64| (1.0 + t.exp()).ln();
+        let (low, high) = (softplus(-mean_x), std::f64::consts::LN_2 - mean_x / 2.0 + mean_x2 / 8.0);
+        assert!(low - 1e-6 <= v && v <= high + 1e-6, "{g}: vanilla {v} outside [{low}, {high}]");
+        assert!(differs(v, lsgan), "{g}: vanilla and lsgan agree ({v})");
+    }
 }
 
 #[test]

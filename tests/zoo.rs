@@ -257,11 +257,17 @@ fn a_cut_zoo_name_comes_from_the_archive_and_translates_like_its_pth() {
     let (_, meta) = cyclegan::checkpoint::read_safetensors(&home.join("models").join("cat2dog_fastcut.safetensors")).unwrap();
     assert_eq!(meta.get("model").map(String::as_str), Some("fastcut"));
     // a name the archive lacks: one line
+    let mut other = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(5);
+    header.set_cksum();
+    other.append_data(&mut header, "pretrained_models/README", &b"hello"[..]).unwrap();
+    server.put("/CUT/pretrained_models.tar", other.into_inner().unwrap());
     one_line_failure(cyclegan(&home, &server.url, &["download", "model", "cityscapes_cut"]), "has no member ending in cityscapes_cut_pretrained/latest_net_G.pth");
 
-    // a truncated archive: one line, exit 1, nothing cached
+    // a truncated archive (its first generator cut short): one line, exit 1, nothing cached
     let home2 = dir.path().join("home2");
-    server.put("/CUT/pretrained_models.tar", tar[..tar.len() / 3].to_vec());
+    server.put("/CUT/pretrained_models.tar", tar[..4096].to_vec());
     one_line_failure(cyclegan(&home2, &server.url, &["download", "model", "horse2zebra_cut"]), "truncated");
     assert!(files_under(&home2).is_empty(), "{:?}", files_under(&home2));
 }

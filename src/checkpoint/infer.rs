@@ -55,7 +55,16 @@ fn is_index(s: &str) -> bool {
 }
 
 /// Work out which network a (normalized) state dict belongs to.
-pub fn infer(dict: &StateDict) -> Result<NetConfig, String> {
+pub fn infer(dict: &StateDict) -> Result<NetConfig, Unrecognised> {
+    infer_any(dict).map_err(Unrecognised)
+}
+
+/// Why the keys and shapes of a file describe no network this program builds.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unrecognised(pub String);
+
+fn infer_any(dict: &StateDict) -> Result<NetConfig, String> {
     if dict.contains("model.1.weight") && dict.keys().any(|k| k.contains(".conv_block.")) {
         return infer_resnet(dict).map(NetConfig::Generator);
     }

@@ -64,6 +64,11 @@ impl NetConfig {
     }
 }
 
+/// Metadata that is ours but unreadable (a newer version, a missing or bad field).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadMetadata(pub String);
+
 /// Everything the metadata says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetInfo {
@@ -116,7 +121,11 @@ impl NetInfo {
 
     /// `Ok(None)` when the metadata is not ours (a plain safetensors file);
     /// an error when it is ours but unreadable.
-    pub fn from_metadata(m: &HashMap<String, String>) -> Result<Option<Self>, String> {
+    pub fn from_metadata(m: &HashMap<String, String>) -> Result<Option<Self>, BadMetadata> {
+        Self::parse_metadata(m).map_err(BadMetadata)
+    }
+
+    fn parse_metadata(m: &HashMap<String, String>) -> Result<Option<Self>, String> {
         let Some(version) = m.get(FORMAT_KEY) else { return Ok(None) };
         if version != FORMAT_VERSION {
             return Err(format!("metadata version {version} is newer than this program understands ({FORMAT_VERSION})"));

@@ -10,9 +10,9 @@ mod pytorch;
 mod safetensors;
 mod state_dict;
 
-pub use infer::{infer, normalize};
-pub use metadata::{Direction, NetConfig, NetInfo};
-pub use state_dict::{StateDict, set_slot};
+pub use infer::{Unrecognised, infer, normalize};
+pub use metadata::{BadMetadata, Direction, NetConfig, NetInfo};
+pub use state_dict::{Mismatch, StateDict, set_slot};
 pub(crate) use state_dict::abbreviate;
 
 use std::collections::HashMap;

@@ -87,7 +87,7 @@ impl StateDict {
     /// Fails, changing nothing, unless the keys and shapes match exactly; the
     /// message lists missing and unexpected keys, wrong shapes and fixed
     /// buffers with other values.
-    pub fn load_into(mut self, net: &mut (impl NamedTensors + ?Sized)) -> Result<(), String> {
+    pub fn load_into(mut self, net: &mut (impl NamedTensors + ?Sized)) -> Result<(), Mismatch> {
         let mut missing = Vec::new();
         let mut wrong = Vec::new();
         net.visit_named("", &mut |key, slot| match self.0.get(&key) {
@@ -111,17 +111,7 @@ impl StateDict {
         let unexpected: Vec<String> =
             self.0.iter().filter(|(k, _)| !expected.contains(*k)).map(|(k, v)| format!("{k} {:?}", v.shape().to_vec())).collect();
         if !(missing.is_empty() && wrong.is_empty() && unexpected.is_empty()) {
-            let mut parts = Vec::new();
-            if !missing.is_empty() {
-                parts.push(format!("missing keys: {}", abbreviate(&missing, ", ")));
-            }
-            if !unexpected.is_empty() {
-                parts.push(format!("unexpected keys: {}", abbreviate(&unexpected, ", ")));
-            }
-            if !wrong.is_empty() {
-                parts.push(format!("wrong tensors: {}", abbreviate(&wrong, ", ")));
-            }
-            return Err(parts.join("; "));
+            return Err(Mismatch { missing, unexpected, wrong });
         }
         net.visit_named("", &mut |key, slot| {
             if let Some(data) = self.0.remove(&key) {
@@ -131,6 +121,30 @@ impl StateDict {
         Ok(())
     }
 }
+
+/// Why tensors do not fit a network: keys it has that the file lacks, keys
+/// the file has that it lacks, and tensors of the wrong shape or value, each
+/// as `key [shape]` or `key: why`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mismatch {
+    pub missing: Vec<String>,
+    pub unexpected: Vec<String>,
+    pub wrong: Vec<String>,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        for (what, items) in [("missing keys", &self.missing), ("unexpected keys", &self.unexpected), ("wrong tensors", &self.wrong)] {
+            if !items.is_empty() {
+                parts.push(format!("{what}: {}", abbreviate(items, ", ")));
+            }
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
+impl std::error::Error for Mismatch {}
 
 /// Whether two tensors hold the same values (to float rounding).
 fn same_values(a: &TensorData, b: &TensorData) -> bool {

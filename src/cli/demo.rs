@@ -1,8 +1,6 @@
 //! `cyclegan demo`: train on the bundled emoji, translate, and show the result.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Args;
 
@@ -21,13 +19,6 @@ pub struct DemoArgs {
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    })?;
     let epochs = args.epochs as usize;
     eprintln!(
         "training a CycleGAN on 130 + 130 emoji (Noto -> Twemoji, 64 px) for {epochs} epoch{} in {}",
@@ -35,7 +26,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         args.output.display()
     );
     let mut progress = TrainProgress::default();
-    let out = demo::run(&args.output, epochs, stop, &mut |e| progress.on_event(e));
+    let out = demo::run(&args.output, epochs, super::STOP.clone(), &mut |e| progress.on_event(e));
     progress.finish();
     let out = out?;
     let s = &out.score;

@@ -12,6 +12,9 @@ mod serve;
 mod train;
 mod translate;
 
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, LazyLock};
+
 use clap::{Parser, Subcommand};
 
 use crate::device::DeviceChoice;
@@ -44,6 +47,24 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Fetch an official dataset or pretrained generator by name (--list shows them).
     Download(download::DownloadArgs),
+}
+
+/// Set by the first Ctrl-C during `train` and `demo` (the handler is
+/// `main`'s): training saves `checkpoints/latest` and stops at the next step.
+pub static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
+
+/// A command stopped by Ctrl-C after saving what it had: `main` exits 130,
+/// the shell's code for an interrupted command.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted;
+
+impl Command {
+    /// Whether a first Ctrl-C should ask this command to stop cleanly
+    /// (through [`STOP`]) rather than end the process.
+    pub fn stops_on_ctrl_c(&self) -> bool {
+        matches!(self, Self::Train(_) | Self::Demo(_))
+    }
 }
 
 /// Options shared by every command that computes.

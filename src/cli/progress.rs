@@ -5,7 +5,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::train::Event;
-use crate::train::trainer::Losses;
+use crate::train::step::Losses;
 
 #[derive(Default)]
 pub struct TrainProgress {

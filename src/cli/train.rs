@@ -3,8 +3,6 @@
 //! line win over the file.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use clap::parser::ValueSource;
@@ -28,18 +26,8 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     let options = resolve(&args, matches)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            // A second Ctrl-C: stop now, whatever the state.
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupted: saving checkpoints/latest (Ctrl-C again to quit at once)");
-    })
-    .context("installing the Ctrl-C handler")?;
     let mut progress = TrainProgress::default();
-    let outcome = train::run(&options, args.resume, stop, &mut |e| progress.on_event(e));
+    let outcome = train::run(&options, args.resume, super::STOP.clone(), &mut |e| progress.on_event(e));
     progress.finish();
     let outcome = outcome?;
     let latest = outcome.run.latest();
@@ -58,7 +46,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         train::report::report_location(&outcome.run),
     );
     if outcome.ending == Ending::Interrupted {
-        std::process::exit(130);
+        return Err(super::Interrupted.into());
     }
     Ok(())
 }
@@ -67,7 +55,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
 fn resolve(args: &TrainArgs, matches: &ArgMatches) -> anyhow::Result<TrainOptions> {
     let base = if args.resume {
         let Some(out) = &args.options.output else { bail!("--resume needs --output RUN_DIR") };
-        let path = out.join("options.toml");
+        let path = crate::train::run_dir::RunDir::new(out).options_path();
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("{}: cannot read the run's options (is this a training run?)", path.display()))?;
         TrainOptions::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?

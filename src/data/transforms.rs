@@ -176,6 +176,19 @@ mod tests {
     }
 
     #[test]
+    fn nearest_resizing_copies_pixels_and_bicubic_blends_them() {
+        let p = Path::new("x.png");
+        let checker = DynamicImage::ImageRgb8(image::RgbImage::from_fn(4, 4, |x, y| image::Rgb([if (x + y) % 2 == 0 { 255 } else { 0 }; 3])));
+        let no = Augment { crop_at: (0.0, 0.0), flip: false };
+        let up = |filter| Transform { preprocess: Preprocess::ResizeAndCrop, load_size: 16, crop_size: 16, filter, channels: 3, min_size: 4 };
+        let nearest = up(ResizeFilter::Nearest).apply(p, checker.clone(), no).unwrap();
+        assert!(nearest.values.iter().all(|&v| v == -1.0 || v == 1.0), "nearest: only the source's values");
+        assert_eq!(nearest.values.iter().filter(|&&v| v == 1.0).count() * 2, nearest.values.len());
+        let bicubic = up(ResizeFilter::Bicubic).apply(p, checker, no).unwrap();
+        assert!(bicubic.values.iter().filter(|&&v| v.abs() < 0.9).count() > bicubic.values.len() / 4, "bicubic: blended values");
+    }
+
+    #[test]
     fn crop_position_and_flip_are_the_drawn_ones() {
         let p = Path::new("x.png");
         let tr = Transform { preprocess: Preprocess::Crop, load_size: 40, crop_size: 4, filter: ResizeFilter::Nearest, channels: 3, min_size: 4 };

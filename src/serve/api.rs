@@ -148,7 +148,7 @@ pub async fn translate(State(s): State<AppState>, Query(q): Query<TranslateQuery
     let encoded = tokio::task::spawn_blocking(move || image_io::encode(&data, format.image_format()))
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed"))?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode ({e})")))?;
     Ok(([(header::CONTENT_TYPE, format.mime())], encoded).into_response())
 }
 

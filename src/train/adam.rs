@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use burn::module::Param;
 use burn::tensor::{Gradients, Tensor};
 
-use crate::checkpoint::StateDict;
+use crate::checkpoint::{Mismatch, StateDict};
 use crate::nets::{NamedTensors, Slot};
 
 pub const BETA2: f64 = 0.999;
@@ -97,16 +97,22 @@ impl Adam {
     }
 
     /// Restore moments saved by [`Adam::state`] and the step count.
-    pub fn restore(beta1: f64, steps: u64, mut dict: StateDict, device: &burn::tensor::Device) -> Result<Self, String> {
+    pub fn restore(beta1: f64, steps: u64, mut dict: StateDict, device: &burn::tensor::Device) -> Result<Self, Mismatch> {
         let mut moments = HashMap::new();
         let keys: Vec<String> = dict.keys().filter_map(|k| k.strip_suffix(".exp_avg").map(str::to_string)).collect();
+        let mut missing = Vec::new();
         for key in keys {
             let avg = dict.remove(&format!("{key}.exp_avg")).expect("listed");
-            let sq = dict.remove(&format!("{key}.exp_avg_sq")).ok_or_else(|| format!("{key}: exp_avg_sq missing"))?;
-            moments.insert(key, Moments { exp_avg: Tensor::from_data(avg, device), exp_avg_sq: Tensor::from_data(sq, device) });
+            match dict.remove(&format!("{key}.exp_avg_sq")) {
+                Some(sq) => {
+                    moments.insert(key, Moments { exp_avg: Tensor::from_data(avg, device), exp_avg_sq: Tensor::from_data(sq, device) });
+                }
+                None => missing.push(format!("{key}.exp_avg_sq")),
+            }
         }
-        if let Some(extra) = dict.keys().next() {
-            return Err(format!("unexpected optimiser tensor {extra}"));
+        let unexpected: Vec<String> = dict.keys().cloned().collect();
+        if !missing.is_empty() || !unexpected.is_empty() {
+            return Err(Mismatch { missing, unexpected, wrong: Vec::new() });
         }
         Ok(Self { beta1, steps, moments })
     }

@@ -11,7 +11,7 @@ use burn::tensor::Device;
 
 use super::options::TrainOptions;
 use super::run_dir::MetricRecord;
-use super::trainer::GeneratorView;
+use super::step::GeneratorView;
 use crate::checkpoint::Direction;
 use crate::error::Result;
 use crate::evaluate::features::{DEFAULT_BATCH, FeatureSet};

@@ -24,6 +24,16 @@ pub enum Method {
     Fastcut,
 }
 
+/// How a method's official code loads its data, where the methods differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataPolicy {
+    /// The last batch of an epoch is dropped when incomplete (CUT's loader's `drop_last`).
+    pub drop_last_incomplete_batch: bool,
+    /// Once the learning rate decays (CUT's "fine-tuning" phase) images are
+    /// loaded at --crop-size: resizing before cropping stops.
+    pub crop_size_loads_once_decaying: bool,
+}
+
 /// What a method changes in the defaults of the options they share.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Defaults {
@@ -48,6 +58,11 @@ impl Method {
     /// CUT or FastCUT: one generator and the contrastive loss.
     pub fn is_cut(self) -> bool {
         matches!(self, Self::Cut | Self::Fastcut)
+    }
+
+    pub fn data_policy(self) -> DataPolicy {
+        let cut = self.is_cut();
+        DataPolicy { drop_last_incomplete_batch: cut, crop_size_loads_once_decaying: cut }
     }
 
     pub fn defaults(self) -> Defaults {

@@ -5,9 +5,10 @@
 //! - [`options`]: every option, its default and its validation; [`method`]:
 //!   what `--model` picks (CycleGAN, CUT, FastCUT) and the defaults it sets;
 //! - [`trainer`]: the [`trainer::Trainer`] (a method's networks, optimisers,
-//!   pools) behind one face, and what a step reports; [`cyclegan`] and
-//!   [`cut`] the methods and their steps; [`losses`], [`adam`],
-//!   [`image_pool`], [`schedule`] their parts;
+//!   pools) behind one face; [`step`]: what a step reports, which the methods
+//!   share; [`cyclegan`] and [`cut`] the methods and their steps; [`losses`],
+//!   [`adam`], [`image_pool`], [`schedule`] their parts; `net_files`: a
+//!   method's named networks and optimisers saved and loaded;
 //! - [`state`]: the counters, fresh or resumed; [`run_dir`]: the files of a run;
 //! - [`session`]: the epochs from start to end, reporting [`Event`]s; [`report`]: the HTML page;
 //! - [`evaluation`]: FID and KID on held-out folders while training (`--eval-a/--eval-b`).
@@ -32,6 +33,7 @@ pub mod run_dir;
 pub mod schedule;
 pub mod session;
 pub mod state;
+pub mod step;
 pub mod trainer;
 
 pub use session::{Ending, Event, Outcome, run};

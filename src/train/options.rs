@@ -242,8 +242,35 @@ impl Default for TrainOptions {
     }
 }
 
-/// A bad option, found before any work starts.
-pub type OptionError = String;
+/// A bad option, found before any work starts: one line naming it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct OptionError(pub String);
+
+impl From<String> for OptionError {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for OptionError {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+/// Options whose settings passed [`TrainOptions::check`] (or, with the data
+/// and run folders, [`TrainOptions::validated`]). Trainers take only these,
+/// so no path builds one from unchecked options.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidOptions(TrainOptions);
+
+impl std::ops::Deref for ValidOptions {
+    type Target = TrainOptions;
+    fn deref(&self) -> &TrainOptions {
+        &self.0
+    }
+}
 
 impl TrainOptions {
     /// Domain folders, from --data-a/--data-b or --dataroot.
@@ -256,11 +283,31 @@ impl TrainOptions {
     }
 
     pub fn output_dir(&self) -> Result<&Path, OptionError> {
-        self.output.as_deref().ok_or_else(|| "give the run folder with --output".to_string())
+        self.output.as_deref().ok_or_else(|| "give the run folder with --output".into())
     }
 
-    /// Check everything that can be checked without reading images.
+    /// Check everything that can be checked without reading images: where
+    /// the data and the run folder are, and [`Self::check`]'s settings.
     pub fn validate(&self) -> Result<(), OptionError> {
+        self.data_dirs()?;
+        self.output_dir()?;
+        Ok(self.check_settings()?)
+    }
+
+    /// [`Self::validate`], keeping the options as checked: what a session trains with.
+    pub fn validated(self) -> Result<ValidOptions, OptionError> {
+        self.validate()?;
+        Ok(ValidOptions(self))
+    }
+
+    /// The settings checked (everything but where the data and the run folder
+    /// are): what a [`crate::train::trainer::Trainer`] can be built from.
+    pub fn check(self) -> Result<ValidOptions, OptionError> {
+        self.check_settings()?;
+        Ok(ValidOptions(self))
+    }
+
+    fn check_settings(&self) -> Result<(), String> {
         // NaN passes every `<` and `>` below, and an infinity is no weight or
         // rate either: refused by name first (also from --config files, which clap never sees).
         let floats = [
@@ -277,8 +324,6 @@ impl TrainOptions {
         if let Some((name, v)) = floats.iter().find_map(|(name, v)| v.filter(|v| !v.is_finite()).map(|v| (name, v))) {
             return Err(format!("{name} {v} is not a finite number"));
         }
-        self.data_dirs()?;
-        self.output_dir()?;
         if self.preprocess.crops() && self.preprocess.resizes() && self.crop_size > self.load_size {
             return Err(format!(
                 "--crop-size {} is larger than --load-size {}: nothing to crop from",
@@ -354,7 +399,7 @@ impl TrainOptions {
     }
 
     /// Options of the other method, refused; and CUT's own checks.
-    fn validate_method(&self) -> Result<(), OptionError> {
+    fn validate_method(&self) -> Result<(), String> {
         let model = self.model.name();
         if self.model.is_cut() {
             let cycle_only = [("--lambda-a", self.lambda_a), ("--lambda-b", self.lambda_b), ("--lambda-identity", self.lambda_identity)];
@@ -550,12 +595,12 @@ impl TrainOptions {
         toml::to_string_pretty(self).expect("options serialize")
     }
 
-    pub fn from_toml(text: &str) -> Result<Self, String> {
+    pub fn from_toml(text: &str) -> Result<Self, OptionError> {
         // Missing keys take the defaults: merge the file over a serialized default.
         let mut table: toml::Table = toml::from_str(&Self::default().to_toml()).expect("defaults parse");
-        let given: toml::Table = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        let given: toml::Table = toml::from_str(text).map_err(|e| OptionError(e.message().to_string()))?;
         table.extend(given);
-        table.try_into().map_err(|e: toml::de::Error| e.message().to_string())
+        table.try_into().map_err(|e: toml::de::Error| OptionError(e.message().to_string()))
     }
 
     /// Every option in force as `(key, value)` text (defaults of the method written out), for the report.

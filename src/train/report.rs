@@ -9,7 +9,7 @@ use image::{DynamicImage, RgbImage};
 
 use super::run_dir::{LossRecord, MetricRecord, RunDir};
 use super::method::Method;
-use super::trainer::Visuals;
+use super::step::Visuals;
 use crate::error::Result;
 use crate::fs;
 use crate::image_io::{self, ImageData};

@@ -8,7 +8,8 @@
 //!   report.html           loss curves and samples, refreshed while training
 //!   samples/              image grids: real_A fake_B rec_A idt_B / real_B fake_A rec_B idt_A
 //!                         (CUT: real_A fake_B real_B idt_B)
-//!   checkpoints/latest/   G_A, G_B, D_A, D_B .safetensors (CUT: G, D, F) + training state
+//!   checkpoints/latest/   G_A, G_B, D_A, D_B .safetensors (CUT: G, D, F), optimizer.safetensors,
+//!                         pool.safetensors (CycleGAN's image pools), state.json
 //!   checkpoints/epoch_N/  the same, kept every --save-epoch-freq epochs
 //!   checkpoints/best/     the same, at the lowest mean FID so far (with --eval-a/--eval-b)
 //! ```
@@ -25,7 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use super::options::TrainOptions;
 use super::state::TrainState;
-use super::trainer::{Losses, Trainer};
+use super::step::Losses;
+use super::trainer::Trainer;
 use crate::error::{Error, Result};
 use crate::fs;
 
@@ -65,6 +67,33 @@ pub struct LossRecord {
 impl RunDir {
     pub fn new(root: &Path) -> Self {
         Self { root: root.to_path_buf() }
+    }
+
+    /// A network's file in a checkpoint folder (or in a run folder, for `--model RUN`).
+    pub fn net_file(dir: &Path, name: &str) -> PathBuf {
+        dir.join(format!("{name}.safetensors"))
+    }
+
+    /// The optimisers' moments in a checkpoint folder.
+    pub fn optimizer_file(dir: &Path) -> PathBuf {
+        dir.join("optimizer.safetensors")
+    }
+
+    /// CycleGAN's image pools in a checkpoint folder.
+    pub fn pool_file(dir: &Path) -> PathBuf {
+        dir.join("pool.safetensors")
+    }
+
+    /// The counters of a checkpoint folder.
+    pub fn state_file(dir: &Path) -> PathBuf {
+        dir.join("state.json")
+    }
+
+    /// The file of the network `name` that `--model PATH` means when PATH is
+    /// a run folder or one of its checkpoint folders: there, else in the
+    /// run's `checkpoints/latest`.
+    pub fn find_net(path: &Path, name: &str) -> Option<PathBuf> {
+        [path.to_path_buf(), path.join("checkpoints").join("latest")].into_iter().map(|d| Self::net_file(&d, name)).find(|f| f.is_file())
     }
 
     pub fn options_path(&self) -> PathBuf {
@@ -120,12 +149,6 @@ impl RunDir {
         fs::write_bytes_atomic(&self.options_path(), text.as_bytes())
     }
 
-    pub fn read_options(&self) -> Result<TrainOptions> {
-        let path = self.options_path();
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        TrainOptions::from_toml(&text).map_err(|e| Error::Checkpoint { path, reason: e })
-    }
-
     pub fn append_losses(&self, record: &LossRecord) -> Result<()> {
         append_line(&self.losses_path(), record)
     }
@@ -161,7 +184,7 @@ impl RunDir {
         std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
         trainer.save(&staging, state)?;
         let json = serde_json::to_string_pretty(state).expect("state serializes");
-        fs::write_bytes_atomic(&staging.join("state.json"), json.as_bytes())?;
+        fs::write_bytes_atomic(&Self::state_file(&staging), json.as_bytes())?;
         replace_dir(&staging, dir)
     }
 
@@ -169,12 +192,12 @@ impl RunDir {
     pub fn latest_complete(&self) -> Option<PathBuf> {
         let latest = self.latest();
         let old = self.checkpoints().join("latest.old");
-        [latest, old].into_iter().find(|d| d.join("state.json").is_file())
+        [latest, old].into_iter().find(|d| Self::state_file(d).is_file())
     }
 
     /// Restore a trainer's networks, optimisers and pools and the counters.
     pub fn load_checkpoint(&self, dir: &Path, trainer: &mut Trainer, beta1: f64, device: &Device) -> Result<TrainState> {
-        let state_path = dir.join("state.json");
+        let state_path = Self::state_file(dir);
         let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
         let state: TrainState =
             serde_json::from_str(&text).map_err(|e| Error::checkpoint(&state_path, format!("unreadable ({e})")))?;

@@ -15,7 +15,8 @@ use super::report;
 use super::evaluation::Evaluator;
 use super::run_dir::{LossRecord, MetricRecord, RunDir};
 use super::state::{Best, TrainState};
-use super::trainer::{Losses, Trainer};
+use super::step::Losses;
+use super::trainer::Trainer;
 use crate::data::loader::{Loader, stack};
 use crate::data::transforms::Transform;
 use crate::data::unaligned::UnalignedDataset;
@@ -82,11 +83,11 @@ pub struct Outcome {
 /// polled after every iteration: when set, `latest` is saved and training
 /// ends. `on_event` hears of progress as it happens.
 pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>, on_event: &mut dyn FnMut(Event)) -> Result<Outcome> {
-    opts.validate().map_err(Error::Usage)?;
-    let (dir_a, dir_b) = opts.data_dirs().map_err(Error::Usage)?;
+    let opts = &opts.clone().validated()?;
+    let (dir_a, dir_b) = opts.data_dirs()?;
     let dataset = Arc::new(UnalignedDataset::open(&dir_a, &dir_b, opts.max_dataset_size)?);
-    let run = RunDir::new(opts.output_dir().map_err(Error::Usage)?);
-    let device = opts.device.device().map_err(Error::Usage)?.autodiff();
+    let run = RunDir::new(opts.output_dir()?);
+    let device = opts.device.device()?.autodiff();
     if opts.device != DeviceChoice::Cpu {
         // BENCHMARKS.md, GPU: with fusion off, wgpu matches PyTorch's first
         // iteration but drifts by up to 2% by the third; no real GPU checked yet.
@@ -97,7 +98,7 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>, on_event: &
         ));
     }
 
-    let evaluator = Evaluator::open(opts, &opts.device.device().map_err(Error::Usage)?)?;
+    let evaluator = Evaluator::open(opts, &opts.device.device()?)?;
     for warning in evaluator.iter().flat_map(|e| &e.warnings) {
         on_event(Event::Warning(warning.clone()));
     }
@@ -123,11 +124,10 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>, on_event: &
     run.write_options(opts)?;
     let mut step_rng = Rng::from_state(&state.step_rng).map_err(|e| Error::checkpoint(&run.latest(), e))?;
 
-    // CUT's data set stops resizing before cropping once the learning rate
-    // decays (its "fine-tuning" phase): images are loaded at --crop-size.
+    let data = opts.model.data_policy();
     let transform = |channels, epoch: usize| Transform {
         preprocess: opts.preprocess,
-        load_size: if opts.model.is_cut() && epoch > opts.n_epochs() { opts.crop_size } else { opts.load_size },
+        load_size: if data.crop_size_loads_once_decaying && epoch > opts.n_epochs() { opts.crop_size } else { opts.load_size },
         crop_size: opts.crop_size,
         filter: opts.resize_filter,
         channels,
@@ -144,8 +144,7 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>, on_event: &
     'epochs: while state.epoch <= epochs {
         let epoch = state.epoch;
         let mut plan = dataset.plan(&seed, epoch, opts.serial_batches, !opts.no_flip);
-        if opts.model.is_cut() {
-            // the CUT code's loader drops the last incomplete batch
+        if data.drop_last_incomplete_batch {
             plan.truncate(plan.len() / opts.batch_size * opts.batch_size);
         }
         let batches = plan.len().div_ceil(opts.batch_size) as u64;

@@ -33,6 +33,27 @@ pub struct TrainState {
     pub best: Option<Best>,
 }
 
+/// An optimiser, by the networks it steps (their key prefix in the optimiser file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Optimiser {
+    /// The generators' (CycleGAN's G_A and G_B together, CUT's G).
+    G,
+    /// The discriminators'.
+    D,
+    /// CUT's netF's.
+    F,
+}
+
+impl Optimiser {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::G => "G",
+            Self::D => "D",
+            Self::F => "F",
+        }
+    }
+}
+
 /// Where `checkpoints/best` stands.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Best {
@@ -56,6 +77,23 @@ impl TrainState {
             epoch_g_loss: 0.0,
             epoch_steps: 0,
             best: None,
+        }
+    }
+
+    /// The steps `which` had taken when this state was saved.
+    pub fn optimiser_steps(&self, which: Optimiser) -> u64 {
+        match which {
+            Optimiser::G => self.opt_g_steps,
+            Optimiser::D => self.opt_d_steps,
+            Optimiser::F => self.opt_f_steps,
+        }
+    }
+
+    pub fn set_optimiser_steps(&mut self, which: Optimiser, steps: u64) {
+        match which {
+            Optimiser::G => self.opt_g_steps = steps,
+            Optimiser::D => self.opt_d_steps = steps,
+            Optimiser::F => self.opt_f_steps = steps,
         }
     }
 

@@ -22,6 +22,8 @@ use crate::data::folder::FoundImage;
 use crate::error::{Error, Result};
 use crate::image_io::{self, ImageData};
 use crate::nets::{Generator, GeneratorConfig};
+use crate::train::cut::CutNet;
+use crate::train::run_dir::RunDir;
 
 /// A generator ready to translate images.
 pub struct Translator {
@@ -121,23 +123,19 @@ pub fn resolve_model(model: &Path, direction: Direction) -> Result<PathBuf> {
         }
         return Ok(model.to_path_buf());
     }
-    let folders = [model.to_path_buf(), model.join("checkpoints").join("latest")];
-    let find = |name: &str| folders.iter().map(|f| f.join(name)).find(|p| p.is_file());
-    let name = format!("{}.safetensors", direction.generator());
-    if let Some(file) = find(&name) {
+    let name = direction.generator();
+    if let Some(file) = RunDir::find_net(model, name) {
         return Ok(file);
     }
-    if find(CUT_GENERATOR).is_some() {
+    if let Some(cut) = RunDir::find_net(model, CutNet::G.official()) {
         return match direction {
-            Direction::A2B => Ok(find(CUT_GENERATOR).expect("just found")),
+            Direction::A2B => Ok(cut),
             Direction::B2A => Err(Error::checkpoint(model, "is a CUT run: its one generator translates A to B only")),
         };
     }
-    Err(Error::checkpoint(model, format!("is a folder without {name} or checkpoints/latest/{name}: not a training run")))
+    let file = RunDir::net_file(Path::new(""), name);
+    Err(Error::checkpoint(model, format!("is a folder without {0} or checkpoints/latest/{0}: not a training run", file.display())))
 }
-
-/// CUT's generator in a run folder.
-const CUT_GENERATOR: &str = "G.safetensors";
 
 /// The directions a run folder's generators translate (both for CycleGAN, A to B for CUT).
 pub fn run_directions(run: &Path) -> Vec<Direction> {

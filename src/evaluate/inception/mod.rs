@@ -337,6 +337,18 @@ enum Engines {
 }
 
 /// pytorch-fid's `InceptionV3(output_blocks=[3])` from the resized, normalised input on.
+/// Why a state dict is not pytorch-fid's Inception: each missing, unexpected or misshapen tensor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotInception(pub Vec<String>);
+
+impl std::fmt::Display for NotInception {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "is not pytorch-fid's Inception v3: {}", abbreviate(&self.0, "; "))
+    }
+}
+
+impl std::error::Error for NotInception {}
+
 pub struct Inception {
     net: Engines,
     device: Device,
@@ -346,7 +358,7 @@ impl Inception {
     /// Build from pytorch-fid's state dict. Every layer's tensors must be
     /// there with their shapes; `fc.*` (the classifier, unused) and batch
     /// norm's counters may be.
-    pub fn from_state_dict(mut dict: StateDict, device: &Device) -> Result<Self, String> {
+    pub fn from_state_dict(mut dict: StateDict, device: &Device) -> Result<Self, NotInception> {
         let mut source = |key: &str, shape: &[usize]| match dict.remove(key) {
             None => Err(format!("missing {key} {shape:?}")),
             Some(d) if d.shape().as_ref() != shape => Err(format!("{key}: file {:?}, network {shape:?}", d.shape().as_ref())),
@@ -364,7 +376,7 @@ impl Inception {
         }
         match net {
             Ok(net) if problems.is_empty() => Ok(net),
-            _ => Err(format!("is not pytorch-fid's Inception v3: {}", abbreviate(&problems, "; "))),
+            _ => Err(NotInception(problems)),
         }
     }
 

@@ -22,7 +22,6 @@ mod nets;
 pub use nce::patch_nce;
 pub use nets::{CutNet, CutNets};
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use burn::module::Module;
@@ -30,11 +29,12 @@ use burn::tensor::{Device, Tensor};
 
 use super::adam::Adam;
 use super::losses::{GanMode, gradient_penalty};
-use super::options::{CutOptions, TrainOptions};
-use super::state::TrainState;
-use super::trainer::{GeneratorView, Losses, StepOutput, Visuals, scalars};
-use crate::checkpoint::{self, Direction};
-use crate::error::{Error, Result};
+use super::net_files::{self, NamedNets};
+use super::options::{CutOptions, ValidOptions};
+use super::state::{Optimiser, TrainState};
+use super::step::{GeneratorView, Losses, StepOutput, Visuals, scalars};
+use crate::checkpoint::Direction;
+use crate::error::Result;
 use crate::nets::{Initializer, NamedTensors, PatchFeatures};
 use crate::rng::Rng;
 
@@ -88,7 +88,7 @@ pub struct CutTrainer {
 impl CutTrainer {
     /// The networks and optimisers `opts` describe, with weights from `init`
     /// (drawn from `rng` in the official order: G, D, F).
-    pub fn new(opts: &TrainOptions, init: &Initializer, rng: &mut Rng, device: &Device) -> Self {
+    pub fn new(opts: &ValidOptions, init: &Initializer, rng: &mut Rng, device: &Device) -> Self {
         let cut = opts.cut();
         let nets = CutNets::new(
             opts.model,
@@ -215,26 +215,13 @@ impl CutTrainer {
     /// The three networks and their optimisers' moments (`optimizer.safetensors`, under `G.`, `D.`, `F.`).
     pub fn save(&self, dir: &Path, state: &mut TrainState) -> Result<()> {
         self.nets.save(dir)?;
-        state.opt_g_steps = self.opt_g.steps();
-        state.opt_d_steps = self.opt_d.steps();
-        state.opt_f_steps = self.opt_f.steps();
-        let mut optim = self.opt_g.state().prefixed("G");
-        optim.extend(self.opt_d.state().prefixed("D"));
-        optim.extend(self.opt_f.state().prefixed("F"));
-        checkpoint::save_dict(&dir.join("optimizer.safetensors"), &optim, HashMap::new())
+        let optimisers = [(Optimiser::G, &self.opt_g), (Optimiser::D, &self.opt_d), (Optimiser::F, &self.opt_f)];
+        net_files::save_optimisers(dir, &optimisers, state)
     }
 
     pub fn load(&mut self, dir: &Path, state: &TrainState, beta1: f64, device: &Device) -> Result<()> {
         self.nets.load(dir)?;
-        let optim_path = dir.join("optimizer.safetensors");
-        let (mut optim, _) = checkpoint::read_safetensors(&optim_path)?;
-        let inner = device.clone().inner();
-        let mut restore = |prefix: &str, steps| {
-            Adam::restore(beta1, steps, optim.take_prefix(prefix), &inner).map_err(|e| Error::checkpoint(&optim_path, e))
-        };
-        self.opt_g = restore("G", state.opt_g_steps)?;
-        self.opt_d = restore("D", state.opt_d_steps)?;
-        self.opt_f = restore("F", state.opt_f_steps)?;
-        Ok(())
+        let mut optimisers = [(Optimiser::G, &mut self.opt_g), (Optimiser::D, &mut self.opt_d), (Optimiser::F, &mut self.opt_f)];
+        net_files::load_optimisers(dir, &mut optimisers, state, beta1, device)
     }
 }

@@ -2,20 +2,17 @@
 //! (A to B, anti-aliased ResNet unless `--no-antialias`), D (judges domain
 //! B) and F (netF, the patch projections of the PatchNCE loss).
 
-use std::path::Path;
-
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use crate::checkpoint::{Direction, NetConfig, NetInfo, StateDict};
-use crate::error::Result;
 use crate::nets::{
     Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, Initializer, NamedTensors, PatchFeatures, PatchSampler,
     PatchSamplerConfig,
 };
 use crate::rng::Rng;
 use crate::train::method::Method;
-use crate::train::net_files;
+use crate::train::net_files::NamedNets;
 
 pub struct CutNets {
     pub g: Generator,
@@ -80,33 +77,25 @@ impl CutNets {
             CutNet::F => NetInfo { config: NetConfig::PatchSampler(self.f_config.clone()), direction: None, model },
         }
     }
+}
 
-    fn dict(&self, name: CutNet) -> StateDict {
-        match name {
-            CutNet::G => StateDict::from_net(&self.g, ""),
-            CutNet::D => StateDict::from_net(&self.d, ""),
-            CutNet::F => StateDict::from_net(&self.f, ""),
-        }
+impl NamedNets for CutNets {
+    fn described(&self) -> Vec<(&'static str, StateDict, NetInfo)> {
+        CutNet::ALL
+            .into_iter()
+            .map(|n| {
+                let dict = match n {
+                    CutNet::G => StateDict::from_net(&self.g, ""),
+                    CutNet::D => StateDict::from_net(&self.d, ""),
+                    CutNet::F => StateDict::from_net(&self.f, ""),
+                };
+                (n.official(), dict, self.info(n))
+            })
+            .collect()
     }
 
-    fn nets_mut(&mut self) -> [(&'static str, &mut dyn NamedTensors); 3] {
-        [("G", &mut self.g), ("D", &mut self.d), ("F", &mut self.f)]
-    }
-
-    /// Save each network to `dir/<name>.safetensors`, self-describing.
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        net_files::save(dir, CutNet::ALL.into_iter().map(|n| (n.official(), self.dict(n), self.info(n))).collect())
-    }
-
-    /// Load the networks [`Self::save`] wrote; their metadata must match these.
-    pub fn load(&mut self, dir: &Path) -> Result<()> {
-        let infos = CutNet::ALL.map(|n| self.info(n));
-        net_files::load(dir, self.nets_mut().into_iter().zip(infos).map(|((name, net), info)| (name, net, info)).collect())
-    }
-
-    /// Load all three from one file under `G.`, `D.` and `F.` prefixes (`--init`).
-    pub fn load_combined(&mut self, path: &Path) -> Result<()> {
-        net_files::load_combined(path, self.nets_mut().into())
+    fn nets_mut(&mut self) -> Vec<(&'static str, &mut dyn NamedTensors)> {
+        vec![(CutNet::G.official(), &mut self.g), (CutNet::D.official(), &mut self.d), (CutNet::F.official(), &mut self.f)]
     }
 }
 

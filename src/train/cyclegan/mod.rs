@@ -23,11 +23,13 @@ use std::path::Path;
 use super::adam::Adam;
 use super::image_pool::ImagePool;
 use super::losses::{GanMode, GradientPenalty, gradient_penalty, l1, penalty_alphas};
-use super::options::TrainOptions;
-use super::state::TrainState;
-use super::trainer::{GeneratorView, Losses, StepOutput, Visuals, scalars};
+use super::net_files::{self, NamedNets};
+use super::options::ValidOptions;
+use super::run_dir::RunDir;
+use super::state::{Optimiser, TrainState};
+use super::step::{GeneratorView, Losses, StepOutput, Visuals, scalars};
 use crate::checkpoint::{self, Direction, StateDict};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::nets::Initializer;
 use crate::rng::Rng;
 
@@ -57,7 +59,7 @@ pub struct CycleGanTrainer {
 impl CycleGanTrainer {
     /// The networks, optimisers and pools `opts` describe, with weights from
     /// `init` (drawn from `rng` in the official order: G_A, G_B, D_A, D_B).
-    pub fn new(opts: &TrainOptions, init: &Initializer, rng: &mut Rng, device: &Device) -> Self {
+    pub fn new(opts: &ValidOptions, init: &Initializer, rng: &mut Rng, device: &Device) -> Self {
         let weights = opts.cycle_weights();
         Self {
             nets: CycleGan::new(
@@ -198,31 +200,20 @@ impl CycleGanTrainer {
     /// under `G.` and `D.`) and the image pools (`pool.safetensors`).
     pub fn save(&self, dir: &Path, state: &mut TrainState) -> Result<()> {
         self.nets.save(dir)?;
-        state.opt_g_steps = self.opt_g.steps();
-        state.opt_d_steps = self.opt_d.steps();
-        let mut optim = self.opt_g.state().prefixed("G");
-        optim.extend(self.opt_d.state().prefixed("D"));
-        checkpoint::save_dict(&dir.join("optimizer.safetensors"), &optim, HashMap::new())?;
+        net_files::save_optimisers(dir, &[(Optimiser::G, &self.opt_g), (Optimiser::D, &self.opt_d)], state)?;
         let mut pool = StateDict::default();
         for (name, p) in [("fake_A", &self.pool_fake_a), ("fake_B", &self.pool_fake_b)] {
             for (i, img) in p.contents().into_iter().enumerate() {
                 pool.insert(format!("{name}.{i:04}"), img);
             }
         }
-        checkpoint::save_dict(&dir.join("pool.safetensors"), &pool, HashMap::new())
+        checkpoint::save_dict(&RunDir::pool_file(dir), &pool, HashMap::new())
     }
 
     pub fn load(&mut self, dir: &Path, state: &TrainState, beta1: f64, device: &burn::tensor::Device) -> Result<()> {
         self.nets.load(dir)?;
-        let optim_path = dir.join("optimizer.safetensors");
-        let (mut optim, _) = checkpoint::read_safetensors(&optim_path)?;
-        let inner = device.clone().inner();
-        let restore = |prefix: &str, steps, optim: &mut StateDict| {
-            Adam::restore(beta1, steps, optim.take_prefix(prefix), &inner).map_err(|e| Error::checkpoint(&optim_path, e))
-        };
-        self.opt_g = restore("G", state.opt_g_steps, &mut optim)?;
-        self.opt_d = restore("D", state.opt_d_steps, &mut optim)?;
-        let (mut pool, _) = checkpoint::read_safetensors(&dir.join("pool.safetensors"))?;
+        net_files::load_optimisers(dir, &mut [(Optimiser::G, &mut self.opt_g), (Optimiser::D, &mut self.opt_d)], state, beta1, device)?;
+        let (mut pool, _) = checkpoint::read_safetensors(&RunDir::pool_file(dir))?;
         for (name, slot) in [("fake_A", &mut self.pool_fake_a), ("fake_B", &mut self.pool_fake_b)] {
             let part = pool.take_prefix(name);
             let images = part.iter().map(|(_, d)| d.clone()).collect();

@@ -1,15 +1,13 @@
-//! The four networks of a CycleGAN and how they are saved together.
+//! The four networks of a CycleGAN under their official names (saved and
+//! loaded by [`NamedNets`]).
 //!
 //! Official names: G_A maps A to B (the paper's G), G_B maps B to A (F),
 //! D_A judges domain B (D_Y), D_B judges domain A (D_X).
 
-use std::path::Path;
-
 use burn::tensor::Device;
 
 use crate::checkpoint::{Direction, NetConfig, NetInfo, StateDict};
-use crate::error::Result;
-use crate::train::net_files;
+use crate::train::net_files::NamedNets;
 use crate::nets::{Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, Initializer, NamedTensors};
 use crate::rng::Rng;
 use crate::train::method::Method;
@@ -79,35 +77,30 @@ impl CycleGan {
             NetName::DB => NetInfo { config: NetConfig::Discriminator(self.d_b_config.clone()), direction: None, model },
         }
     }
+}
 
-    /// One network's tensors (shared, not copied).
-    fn dict(&self, name: NetName) -> StateDict {
-        match name {
-            NetName::GA => StateDict::from_net(&self.g_a, ""),
-            NetName::GB => StateDict::from_net(&self.g_b, ""),
-            NetName::DA => StateDict::from_net(&self.d_a, ""),
-            NetName::DB => StateDict::from_net(&self.d_b, ""),
-        }
+impl NamedNets for CycleGan {
+    fn described(&self) -> Vec<(&'static str, StateDict, NetInfo)> {
+        NetName::ALL
+            .into_iter()
+            .map(|n| {
+                let dict = match n {
+                    NetName::GA => StateDict::from_net(&self.g_a, ""),
+                    NetName::GB => StateDict::from_net(&self.g_b, ""),
+                    NetName::DA => StateDict::from_net(&self.d_a, ""),
+                    NetName::DB => StateDict::from_net(&self.d_b, ""),
+                };
+                (n.official(), dict, self.info(n))
+            })
+            .collect()
     }
 
-    /// Load weights from one file holding all four networks under `G_A.` ... prefixes
-    /// (`--init`, the layout of `cyclegan_ref.py make-init`).
-    pub fn load_combined(&mut self, path: &Path) -> Result<()> {
-        let [g_a, g_b, d_a, d_b] = [&mut self.g_a as &mut dyn NamedTensors, &mut self.g_b, &mut self.d_a, &mut self.d_b];
-        let nets = NetName::ALL.into_iter().zip([g_a, g_b, d_a, d_b]).map(|(n, net)| (n.official(), net)).collect();
-        net_files::load_combined(path, nets)
-    }
-
-    /// Save each network to `dir/<name>.safetensors`, self-describing.
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        net_files::save(dir, NetName::ALL.into_iter().map(|n| (n.official(), self.dict(n), self.info(n))).collect())
-    }
-
-    /// Load the networks saved by [`CycleGan::save`]; their metadata must match this model's.
-    pub fn load(&mut self, dir: &Path) -> Result<()> {
-        let infos = NetName::ALL.map(|n| self.info(n));
-        let [g_a, g_b, d_a, d_b] = [&mut self.g_a as &mut dyn NamedTensors, &mut self.g_b, &mut self.d_a, &mut self.d_b];
-        let nets = NetName::ALL.into_iter().zip([g_a, g_b, d_a, d_b]).zip(infos).map(|((n, net), info)| (n.official(), net, info)).collect();
-        net_files::load(dir, nets)
+    fn nets_mut(&mut self) -> Vec<(&'static str, &mut dyn NamedTensors)> {
+        vec![
+            (NetName::GA.official(), &mut self.g_a),
+            (NetName::GB.official(), &mut self.g_b),
+            (NetName::DA.official(), &mut self.d_a),
+            (NetName::DB.official(), &mut self.d_b),
+        ]
     }
 }

@@ -57,6 +57,14 @@ fn bad_options_fail_with_one_line_before_any_work() {
         // a PatchGAN's layers would get nothing below 24 px: refused before any image is read
         (vec!["--dataroot", data.to_str().unwrap(), "--netG", "resnet_6blocks", "--load-size", "16", "--crop-size", "16"], "the basic discriminator needs images of at least 24 px; --crop-size is 16"),
         (vec!["--dataroot", data.to_str().unwrap(), "--netD", "n_layers", "--n-layers-d", "5", "--load-size", "64", "--crop-size", "64"], "the n_layers (5) discriminator needs images of at least 96 px"),
+        // issue 20: NaN passed every comparison and failed later with advice about --lr
+        (vec!["--dataroot", data.to_str().unwrap(), "--lambda-a=nan"], "--lambda-a NaN is not a finite number"),
+        (vec!["--dataroot", data.to_str().unwrap(), "--lr=inf"], "--lr inf is not a finite number"),
+        (vec!["--dataroot", data.to_str().unwrap(), "--lambda-identity=-inf"], "--lambda-identity -inf is not a finite number"),
+        (vec!["--dataroot", data.to_str().unwrap(), "--beta1=nan"], "--beta1 NaN is not a finite number"),
+        (vec!["--dataroot", data.to_str().unwrap(), "--init-gain=inf"], "--init-gain inf is not a finite number"),
+        (vec!["--dataroot", data.to_str().unwrap(), "--model", "cut", "--nce-T=nan"], "--nce-T NaN is not a finite number"),
+        (vec!["--dataroot", data.to_str().unwrap(), "--model", "fastcut", "--lambda-nce=inf"], "--lambda-nce inf is not a finite number"),
     ];
     for (extra, expected) in cases {
         let mut args = vec!["train", "--output", out.to_str().unwrap()];

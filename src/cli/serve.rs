@@ -26,17 +26,17 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub tile: Option<usize>,
     /// Largest request body, MiB (413 beyond).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = Limits::DEFAULT_BODY_MB)]
     pub max_body_mb: usize,
     /// Most megapixels an image may have, read from its header before decoding (413 beyond);
     /// over 40 needs --tile.
-    #[arg(long, default_value_t = 40.0)]
+    #[arg(long, default_value_t = Limits::DEFAULT_MEGAPIXELS)]
     pub max_megapixels: f64,
     /// Translations that may wait for the device; more get 503 with Retry-After.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = Limits::DEFAULT_QUEUE)]
     pub queue: usize,
     /// Longest a request may take, seconds (504 beyond).
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = Limits::DEFAULT_TIMEOUT_SECS)]
     pub timeout_secs: f64,
     /// Require `Authorization: Bearer TOKEN` on every route but /healthz.
     #[arg(long, value_name = "TOKEN", env = "CYCLEGAN_AUTH_TOKEN", hide_env_values = true)]

@@ -48,9 +48,23 @@ pub struct Limits {
 /// Pixels at or under which an image is translated whole; larger ones need `--tile`.
 pub const UNTILED_MAX_PIXELS: u64 = 40_000_000;
 
+impl Limits {
+    /// The defaults, here once for the library and `cyclegan serve`'s flags.
+    pub const DEFAULT_BODY_MB: usize = 32;
+    /// Megapixels: whole images up to what fits untiled.
+    pub const DEFAULT_MEGAPIXELS: f64 = UNTILED_MAX_PIXELS as f64 / 1e6;
+    pub const DEFAULT_QUEUE: usize = 8;
+    pub const DEFAULT_TIMEOUT_SECS: f64 = 60.0;
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Self { body_bytes: 32 << 20, max_pixels: UNTILED_MAX_PIXELS, queue: 8, deadline: Duration::from_secs(60) }
+        Self {
+            body_bytes: Self::DEFAULT_BODY_MB << 20,
+            max_pixels: (Self::DEFAULT_MEGAPIXELS * 1e6) as u64,
+            queue: Self::DEFAULT_QUEUE,
+            deadline: Duration::from_secs_f64(Self::DEFAULT_TIMEOUT_SECS),
+        }
     }
 }
 

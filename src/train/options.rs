@@ -646,3 +646,80 @@ pub struct CutOptions {
 pub fn value_name<T: ValueEnum>(v: &T) -> String {
     v.to_possible_value().map(|p| p.get_name().to_string()).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        options: TrainOptions,
+    }
+
+    /// An option's default that depends on the method is stated in its help
+    /// (`[default: 50]`, `[default: cut 1; fastcut 10]`) and filled in by
+    /// code: this holds the two to one fact, for every method the help names.
+    #[test]
+    fn stated_defaults_are_the_defaults_in_force() {
+        let methods = [Method::CycleGan, Method::Cut, Method::Fastcut];
+        let resolved: Vec<toml::Table> = methods
+            .iter()
+            .map(|&model| toml::from_str(&TrainOptions { model, ..TrainOptions::default() }.resolved().to_toml()).unwrap())
+            .collect();
+        let same = |stated: &str, value: &toml::Value| {
+            let written = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Array(a) => a.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(","),
+                v => v.to_string(),
+            };
+            match (stated.parse::<f64>(), written.parse::<f64>()) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => stated == written,
+            }
+        };
+        let mut checked = 0;
+        for arg in Wrapper::command().get_arguments() {
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let Some(stated) = help.split("[default: ").nth(1).and_then(|s| s.split(']').next()) else { continue };
+            let long = arg.get_long().expect("options are long flags");
+            // the methods the option is for: a tag like "(cyclegan)" or "(cut, fastcut)", else all
+            let for_methods: Vec<Method> =
+                methods.iter().copied().filter(|m| !help.contains("(cut, fastcut") || m.is_cut()).filter(|m| !help.contains("(cyclegan") || !m.is_cut()).collect();
+            let mut rest: Vec<Method> = for_methods.clone();
+            let mut general = None;
+            let by_name = |name: &str| methods.iter().copied().find(|m| m.name() == name.trim());
+            for part in stated.split(';').map(str::trim) {
+                // "cut and fastcut: xavier", "cut: 200", "cut 1", or a value for the others
+                let (names, value) = match part.split_once(':') {
+                    Some((names, value)) if names.split(" and ").all(|n| by_name(n).is_some()) => (names.split(" and ").collect(), value.trim()),
+                    _ => match part.split_once(' ') {
+                        Some((name, value)) if by_name(name).is_some() => (vec![name], value.trim()),
+                        _ => (vec![], part),
+                    },
+                };
+                if names.is_empty() {
+                    general = Some(value);
+                }
+                for m in names.into_iter().filter_map(by_name) {
+                    let i = methods.iter().position(|x| *x == m).unwrap();
+                    assert!(resolved[i].contains_key(long), "--{long}: {} writes no default out", m.name());
+                    assert!(same(value, &resolved[i][long]), "--{long}: help says {value} for {}, in force {}", m.name(), resolved[i][long]);
+                    rest.retain(|x| *x != m);
+                    checked += 1;
+                }
+            }
+            if let Some(value) = general {
+                for m in rest {
+                    let i = methods.iter().position(|x| *x == m).unwrap();
+                    assert!(resolved[i].contains_key(long), "--{long}: {} writes no default out", m.name());
+                    assert!(same(value, &resolved[i][long]), "--{long}: help says {value} for {}, in force {}", m.name(), resolved[i][long]);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 25, "{checked} stated defaults checked");
+    }
+}

@@ -345,12 +345,18 @@ fn datasets_download_refuse_tampering_traversal_and_bombs() {
         cyclegan(&home, &server.url, &["download", "dataset", "horse2zebra", "--dir", &s(&d("horse2zebra"))]),
         "but 116867962 are published",
     );
-    // a member that climbs out, and a bomb: refused, nothing left
-    server.put("/cyclegan/datasets/ae_photos.zip", dataset_zip("ae_photos", &[("../../escaped.txt", b"x".to_vec())]));
-    one_line_failure(
-        cyclegan(&home, &server.url, &["download", "dataset", "ae_photos", "--dir", &s(&d("ae_photos"))]),
-        "would be written outside the folder",
-    );
+    // members that climb out or are absolute, a link, and a bomb: refused, nothing left
+    for (member, expected) in [("../../escaped.txt", "would be written outside the folder"), ("/tmp/escaped.txt", "would be written outside the folder")] {
+        server.put("/cyclegan/datasets/ae_photos.zip", dataset_zip("ae_photos", &[(member, b"x".to_vec())]));
+        one_line_failure(cyclegan(&home, &server.url, &["download", "dataset", "ae_photos", "--dir", &s(&d("ae_photos"))]), expected);
+    }
+    let linked = {
+        let mut zip = zip::ZipWriter::new_append(std::io::Cursor::new(dataset_zip("ae_photos", &[]))).unwrap();
+        zip.add_symlink("ae_photos/trainA/link.png", "/etc/passwd", zip::write::SimpleFileOptions::default()).unwrap();
+        zip.finish().unwrap().into_inner()
+    };
+    server.put("/cyclegan/datasets/ae_photos.zip", linked);
+    one_line_failure(cyclegan(&home, &server.url, &["download", "dataset", "ae_photos", "--dir", &s(&d("ae_photos"))]), "is a link");
     server.put("/cyclegan/datasets/ae_photos.zip", dataset_zip("ae_photos", &[("ae_photos/trainA/zeros.png", vec![0u8; 80 << 20])]));
     one_line_failure(
         cyclegan(&home, &server.url, &["download", "dataset", "ae_photos", "--dir", &s(&d("ae_photos"))]),
@@ -359,8 +365,14 @@ fn datasets_download_refuse_tampering_traversal_and_bombs() {
     assert_eq!(files_under(&dir.path().join("datasets")).len(), 4, "only mini is there: {:?}", files_under(dir.path()));
     assert!(!dir.path().join("escaped.txt").exists());
 
-    // 404, an unreachable host, an unknown name, cityscapes
-    one_line_failure(cyclegan(&home, &server.url, &["download", "model", "zebra2horse"]), "HTTP 404");
+    // a file that is not the promised network: refused and removed, nothing cached
+    server.put("/cyclegan/pretrained_models/monet2photo.pth", std::fs::read(fixture("g_resnet9.pth")).unwrap());
+    one_line_failure(
+        cyclegan(&home, &server.url, &["download", "model", "monet2photo"]),
+        "holds a resnet_9blocks generator (ngf 8, 3 -> 3 channels), not the CycleGAN resnet_9blocks (ngf 64) monet2photo is; it was removed",
+    );
+    // 404 (through --mirror, which wins over CYCLEGAN_MIRROR), an unreachable host, an unknown name, cityscapes
+    one_line_failure(cyclegan(&home, "http://127.0.0.1:9", &["download", "model", "zebra2horse", "--mirror", &server.url]), "HTTP 404");
     let closed = {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())

@@ -36,7 +36,7 @@ fn unpack(zip: &Path, into: &Path, limit: u64) -> Result<()> {
     for i in 0..archive.len() {
         let member = archive.by_index_raw(i).map_err(|e| bad(format!("member {i} is unreadable ({e})")))?;
         let name = member.name().map(|n| n.into_owned()).unwrap_or_else(|_| format!("member {i}"));
-        if member.enclosed_name().is_none() {
+        if escapes(&name) || member.enclosed_name().is_none() {
             return Err(bad(format!("member {name:?} would be written outside the folder; nothing was unpacked")));
         }
         if member.is_symlink() {
@@ -72,6 +72,14 @@ fn unpack(zip: &Path, into: &Path, limit: u64) -> Result<()> {
     Ok(())
 }
 
+/// Whether a member's name, as stored, is absolute (`/x`, `\\x`, `C:x`) or
+/// climbs (`..` anywhere): refused even where the zip reader would make it
+/// relative, since the archive was not made for this folder.
+fn escapes(name: &str) -> bool {
+    let absolute = name.starts_with(['/', '\\']) || name.as_bytes().get(1) == Some(&b':');
+    absolute || name.split(['/', '\\']).any(|part| part == "..")
+}
+
 /// Copy at most `limit` bytes; `None` when there was more.
 fn copy_bounded(from: &mut impl Read, to: &mut impl Write, limit: u64) -> std::io::Result<Option<u64>> {
     let n = std::io::copy(&mut from.take(limit.saturating_add(1)), to)?;
@@ -104,4 +112,19 @@ pub fn tar_members(tar: &Path, suffixes: &[String], limit: u64) -> Result<Vec<(S
         found.push((suffix.clone(), bytes));
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escapes;
+
+    #[test]
+    fn names_that_leave_the_folder() {
+        for bad in ["/etc/passwd", "\\windows\\x", "C:evil", "../x", "a/../../x", "a/..", "a\\..\\..\\x"] {
+            assert!(escapes(bad), "{bad}");
+        }
+        for good in ["horse2zebra/trainA/1.jpg", "a..b/c", "..hidden", "x/y/"] {
+            assert!(!escapes(good), "{good}");
+        }
+    }
 }

@@ -38,7 +38,7 @@ pub struct TranslateArgs {
     /// Longest side of the pass that measures the whole image's normalisation statistics, with --tile.
     #[arg(long, value_name = "PX", default_value_t = Tiling::DEFAULT_STATS_SIZE, requires = "tile")]
     pub stats_size: usize,
-    /// Numeric precision of inference (bf16 and f16 where the device computes in them).
+    /// Numeric precision of inference: bf16 and f16 on GPUs that compute in them; the CPU runs f32 (and says so).
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
     #[command(flatten)]
@@ -50,7 +50,11 @@ pub struct TranslateArgs {
 pub fn run(args: TranslateArgs) -> anyhow::Result<()> {
     let device = args.device.device()?;
     let model = resolve_model(&args.model, &args.mirror)?;
-    let translator = Translator::open(&model, args.direction, &device)?.with_precision(args.precision)?;
+    let (precision, why) = args.precision.on(&device)?;
+    if let Some(why) = why {
+        eprintln!("warning: {why}");
+    }
+    let translator = Translator::open(&model, args.direction, &device)?.with_precision(precision)?;
     let tiling = match args.tile {
         Some(tile) => Some(Tiling { tile, overlap: args.overlap, stats_size: args.stats_size }.check(translator.config.arch.size_multiple())?),
         None => None,

@@ -31,12 +31,7 @@ fn fast(x: &Tensor<4>) -> bool {
     if !fast_kernels_enabled() || !extension::supports(x.dtype(), &x.shape()) {
         return false;
     }
-    match x.device().as_dispatch() {
-        DispatchDevice::Flex(_) => true,
-        DispatchDevice::Autodiff(inner) => matches!(**inner, DispatchDevice::Flex(_)),
-        #[allow(unreachable_patterns)]
-        _ => false,
-    }
+    on_cpu(&x.device())
 }
 
 fn add_bias(y: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
@@ -61,6 +56,16 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Option<Tensor<1>>, stride: 
         padding,
     ));
     add_bias(y, bias)
+}
+
+/// Whether `device` is the CPU (flex, with or without autodiff).
+pub(crate) fn on_cpu(device: &burn::tensor::Device) -> bool {
+    match device.as_dispatch() {
+        DispatchDevice::Flex(_) => true,
+        DispatchDevice::Autodiff(inner) => matches!(**inner, DispatchDevice::Flex(_)),
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
 }
 
 /// Whether inference on `device` can run on the CPU kernels' plain

@@ -211,7 +211,15 @@ fn issue_20_pickles_that_explode_or_nest_deeply_are_refused() {
     lists.extend(std::iter::repeat_n(b'(', 2_000_000));
     lists.extend(std::iter::repeat_n(b'l', 2_000_000));
     lists.push(b'.');
+    // a list shared with the memo, appended to and stored again 200,000 times (800 kB):
+    // each append copies it, 600 GB in all
+    let mut shared = b"\x80\x04]".to_vec();
+    for _ in 0..200_000 {
+        shared.extend([b'K', 1, b'a', 0x94]);
+    }
+    shared.push(b'.');
     for (name, pickle, expected) in [
+        ("shared", &shared, "builds more than 4194304 container items"),
         ("doubling", &doubling, "more than 16777216 items"),
         ("tuples", &tuples, "nest more than 64 deep"),
         ("lists", &lists, "values on the stack"),

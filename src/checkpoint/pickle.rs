@@ -13,7 +13,7 @@
 //! millions of nested tuples overflow any recursive walk. Values here are
 //! shared (`Rc`), not copied, and every container knows its depth and its
 //! weight, so such files stop with an error as soon as they pass
-//! [`MAX_DEPTH`], [`MAX_WEIGHT`] or [`MAX_ENTRIES`].
+//! [`MAX_DEPTH`], [`MAX_WEIGHT`], [`MAX_BUILT`] or [`MAX_ENTRIES`].
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -120,6 +120,12 @@ pub const MAX_WEIGHT: u64 = 1 << 24;
 /// at some 32 bytes an opcode).
 pub const MAX_ENTRIES: usize = 1 << 20;
 
+/// The most container items one pickle may build, copies made by a
+/// mutation of a shared container included: a list stored in the memo and
+/// appended to, again and again, is copied each time, which would make a
+/// small file build values quadratic in its length.
+pub const MAX_BUILT: u64 = 1 << 22;
+
 /// An immutable, shared sequence (a list's, tuple's or dict's items) that
 /// knows how deep it nests and how much it weighs. Sharing makes the memo's
 /// `GET` and `DUP` cost nothing; a mutation (`APPEND` to a list that is also
@@ -147,6 +153,13 @@ impl<T: Measure + Clone> Seq<T> {
         check_bounds(self.depth, self.weight)?;
         Rc::make_mut(&mut self.items).extend(items);
         Ok(())
+    }
+}
+
+impl<T> Seq<T> {
+    /// Items a mutation would copy first: all of them while they are shared.
+    fn copy_cost(&self) -> u64 {
+        if Rc::strong_count(&self.items) > 1 { self.items.len() as u64 } else { 0 }
     }
 }
 
@@ -240,6 +253,15 @@ impl Value {
             Value::Global(_) => "class",
             Value::Storage(_) => "storage",
             Value::Tensor(_) => "tensor",
+        }
+    }
+
+    /// Items a mutation of this container would copy first.
+    fn copy_cost(&self) -> u64 {
+        match self {
+            Value::List(s) | Value::Tuple(s) => s.copy_cost(),
+            Value::Dict(s) => s.copy_cost(),
+            _ => 0,
         }
     }
 
@@ -367,12 +389,14 @@ struct Machine<'a> {
     pos: usize,
     stack: Vec<Entry>,
     memo: HashMap<u32, Value>,
+    /// Container items built so far (see [`MAX_BUILT`]).
+    built: u64,
 }
 
 /// Parse one pickle from the start of `data`. Returns the value and the number
 /// of bytes consumed (a legacy checkpoint is several pickles back to back).
 pub fn unpickle(data: &[u8]) -> Result<(Value, usize)> {
-    let mut m = Machine { data, pos: 0, stack: Vec::new(), memo: HashMap::new() };
+    let mut m = Machine { data, pos: 0, stack: Vec::new(), memo: HashMap::new(), built: 0 };
     let value = m.run()?;
     Ok((value, m.pos))
 }
@@ -405,6 +429,21 @@ impl<'a> Machine<'a> {
         let s = std::str::from_utf8(&rest[..n]).map_err(|_| malformed("text argument is not UTF-8"))?;
         self.pos += n + 1;
         Ok(s)
+    }
+
+    /// Count `n` more container items built, refusing past [`MAX_BUILT`].
+    fn charge(&mut self, n: u64) -> Result<()> {
+        self.built = self.built.saturating_add(n);
+        if self.built > MAX_BUILT {
+            return Err(malformed(format!("builds more than {MAX_BUILT} container items (shared containers changed again and again)")));
+        }
+        Ok(())
+    }
+
+    /// Charge for adding `n` items to the container on top of the stack.
+    fn charge_top(&mut self, n: usize) -> Result<()> {
+        let cost = self.top()?.copy_cost() + n as u64;
+        self.charge(cost)
     }
 
     fn push_entry(&mut self, e: Entry) -> Result<()> {
@@ -586,14 +625,17 @@ impl<'a> Machine<'a> {
                 op::EMPTY_TUPLE => self.push(Value::tuple(Vec::new())?)?,
                 op::DICT => {
                     let items = self.pop_mark()?;
+                    self.charge(items.len() as u64)?;
                     self.push(Value::dict(pairs(items)?)?)?;
                 }
                 op::LIST | op::FROZENSET => {
                     let items = self.pop_mark()?;
+                    self.charge(items.len() as u64)?;
                     self.push(Value::list(items)?)?;
                 }
                 op::TUPLE => {
                     let items = self.pop_mark()?;
+                    self.charge(items.len() as u64)?;
                     self.push(Value::tuple(items)?)?;
                 }
                 op::TUPLE1 | op::TUPLE2 | op::TUPLE3 => {
@@ -607,6 +649,7 @@ impl<'a> Machine<'a> {
                 }
                 op::APPEND => {
                     let v = self.pop()?;
+                    self.charge_top(1)?;
                     match self.top()? {
                         Value::List(l) => l.extend(vec![v])?,
                         other => return Err(malformed(format!("APPEND to a {}", other.kind()))),
@@ -614,6 +657,7 @@ impl<'a> Machine<'a> {
                 }
                 op::APPENDS | op::ADDITEMS => {
                     let items = self.pop_mark()?;
+                    self.charge_top(items.len())?;
                     match self.top()? {
                         Value::List(l) => l.extend(items)?,
                         other => return Err(malformed(format!("APPENDS to a {}", other.kind()))),
@@ -622,6 +666,7 @@ impl<'a> Machine<'a> {
                 op::SETITEM => {
                     let v = self.pop()?;
                     let k = self.pop()?;
+                    self.charge_top(1)?;
                     match self.top()? {
                         Value::Dict(d) => d.extend(vec![(k, v)])?,
                         other => return Err(malformed(format!("SETITEM on a {}", other.kind()))),
@@ -629,6 +674,7 @@ impl<'a> Machine<'a> {
                 }
                 op::SETITEMS => {
                     let items = pairs(self.pop_mark()?)?;
+                    self.charge_top(items.len())?;
                     match self.top()? {
                         Value::Dict(d) => d.extend(items)?,
                         other => return Err(malformed(format!("SETITEMS on a {}", other.kind()))),
@@ -914,6 +960,30 @@ mod tests {
         data.extend(std::iter::repeat_n(op::TUPLE1, 64));
         data.push(op::STOP);
         assert_eq!(unpickle(&data).unwrap().0.depth(), 64);
+    }
+
+    #[test]
+    fn a_shared_list_changed_again_and_again_is_refused_not_copied_quadratically() {
+        // EMPTY_LIST, then 200,000 times: BININT1 1, APPEND, MEMOIZE. Each
+        // append copies the list the memo shares: 2*10^10 items, 600 GB, unbounded.
+        let mut data = b"\x80\x04]".to_vec();
+        for _ in 0..200_000 {
+            data.extend([op::BININT1, 1, op::APPEND, op::MEMOIZE]);
+        }
+        data.push(op::STOP);
+        let started = std::time::Instant::now();
+        expect_malformed(&data, "builds more than 4194304 container items");
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+        // unshared, the same appends are linear and read
+        let mut data = b"\x80\x04]".to_vec();
+        for _ in 0..200_000 {
+            data.extend([op::BININT1, 1, op::APPEND]);
+        }
+        data.push(op::STOP);
+        match unpickle(&data).unwrap().0 {
+            Value::List(l) => assert_eq!(l.len(), 200_000),
+            other => panic!("{}", other.kind()),
+        }
     }
 
     #[test]

@@ -60,7 +60,9 @@ pub fn run(args: DownloadArgs) -> anyhow::Result<()> {
             view.finish();
             match outcome? {
                 zoo::DatasetOutcome::Downloaded => println!("{name} -> {}", dir.display()),
-                zoo::DatasetOutcome::AlreadyThere => println!("{} is there already; nothing to do", dir.display()),
+                zoo::DatasetOutcome::AlreadyThere => {
+                    println!("{} is there already and not empty; nothing was downloaded (remove it, or pick another --dir)", dir.display())
+                }
             }
             Ok(())
         }

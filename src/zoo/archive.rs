@@ -87,12 +87,13 @@ fn copy_bounded(from: &mut impl Read, to: &mut impl Write, limit: u64) -> std::i
 }
 
 /// The files of a tar archive whose paths end in one of `suffixes`, read
-/// into memory, each at most `limit` bytes: `(suffix, bytes)` in archive order.
+/// into memory, at most `limit` bytes all together: `(suffix, bytes)` in archive order.
 pub fn tar_members(tar: &Path, suffixes: &[String], limit: u64) -> Result<Vec<(String, Vec<u8>)>> {
     let bad = |why: String| Error::archive(tar, why);
     let file = File::open(tar).map_err(|e| Error::io(tar, e))?;
     let mut archive = tar::Archive::new(std::io::BufReader::new(file));
     let mut found = Vec::new();
+    let mut left = limit;
     let entries = archive.entries().map_err(|e| bad(format!("not a readable tar archive ({e})")))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| bad(format!("truncated or corrupt tar archive ({e})")))?;
@@ -103,10 +104,10 @@ pub fn tar_members(tar: &Path, suffixes: &[String], limit: u64) -> Result<Vec<(S
         let Some(suffix) = suffixes.iter().find(|s| path == **s || path.ends_with(&format!("/{s}"))) else { continue };
         let size = entry.size();
         let mut bytes = Vec::new();
-        match copy_bounded(&mut entry, &mut bytes, limit) {
-            Ok(Some(n)) if n == size => {}
+        match copy_bounded(&mut entry, &mut bytes, left) {
+            Ok(Some(n)) if n == size => left -= n,
             Ok(Some(n)) => return Err(bad(format!("truncated tar archive (member {path:?} has {n} of {size} bytes)"))),
-            Ok(None) => return Err(bad(format!("member {path:?} is larger than {limit} bytes"))),
+            Ok(None) => return Err(bad(format!("its generators hold more than {limit} bytes; nothing was kept"))),
             Err(e) => return Err(bad(format!("truncated or corrupt tar archive ({e})"))),
         }
         found.push((suffix.clone(), bytes));

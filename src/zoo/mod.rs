@@ -116,6 +116,7 @@ pub fn model(name: &str, source: &Source, on: &mut dyn FnMut(Event)) -> Result<P
             // holds all six and is removed afterwards.
             let cut: Vec<&ModelEntry> = MODELS.iter().filter(|m| m.kind != ModelKind::CycleGan).collect();
             let suffixes: Vec<String> = cut.iter().map(|m| m.member_suffix()).collect();
+            // six resnet_9blocks generators are some 270 MB: 1 GiB is ample, and bounds memory
             let members = archive::tar_members(&fetched.path, &suffixes, 1 << 30);
             let _ = std::fs::remove_file(&fetched.path);
             for (suffix, bytes) in members.map_err(|e| name_the_url(e, &url))? {
@@ -194,7 +195,7 @@ fn import(entry: &ModelEntry, shown: &Path, bytes: &[u8], url: &str, sha256: &st
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DatasetOutcome {
     Downloaded,
-    /// The folder was there already (it is only ever put in place complete).
+    /// The folder is there and not empty: nothing was downloaded.
     AlreadyThere,
 }
 
@@ -205,8 +206,12 @@ pub fn dataset(name: &str, dir: &Path, source: &Source, on: &mut dyn FnMut(Event
         return Err(Error::Usage(format!("dataset {name}: {why}")));
     }
     let entry = catalogue::dataset_entry(name).ok_or_else(|| unknown("dataset", name))?;
-    if dir.exists() {
+    // A folder is only ever put in place complete; an empty one (made by hand) is filled.
+    if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
         return Ok(DatasetOutcome::AlreadyThere);
+    }
+    if dir.is_dir() {
+        std::fs::remove_dir(dir).map_err(|e| Error::io(dir, e))?;
     }
     let parent = match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

@@ -10,17 +10,18 @@ use cyclegan::checkpoint;
 
 use crate::util::{View, fixture, floats, pth, tmp};
 
-/// Run the binary with the address space limited to 6 GB; (exit code, stderr).
+/// Run the binary with the address space limited to 6 GB and at most 60 s (a server that
+/// starts instead of refusing exits 124); (exit code, stderr).
 fn run_limited(args: &[&str]) -> (Option<i32>, String) {
     let out = std::process::Command::new("sh")
-        .args(["-c", "ulimit -v 6291456 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_cyclegan")])
+        .args(["-c", "ulimit -v 6291456 && exec timeout 60 \"$0\" \"$@\"", env!("CARGO_BIN_EXE_cyclegan")])
         .args(args)
         .output()
         .unwrap();
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-/// `import`, `translate` and `export` of `model` each fail with one line naming it and saying `expected`.
+/// `import`, `translate`, `export`, `eval --model` and `serve --model` of `model` each fail with one line naming it and saying `expected`.
 fn refused(model: &Path, expected: &str) {
     let dir = model.parent().unwrap();
     let name = model.file_name().unwrap().to_str().unwrap();
@@ -28,10 +29,13 @@ fn refused(model: &Path, expected: &str) {
     let png = dir.join(format!("{name}.png"));
     let onnx = dir.join(format!("{name}.onnx"));
     let img = fixture("img_square.png");
+    let images = img.parent().unwrap().to_path_buf();
     for args in [
         vec!["import", model.to_str().unwrap(), "-o", out.to_str().unwrap()],
         vec!["translate", "--model", model.to_str().unwrap(), img.to_str().unwrap(), "-o", png.to_str().unwrap()],
         vec!["export", "--model", model.to_str().unwrap(), "-o", onnx.to_str().unwrap()],
+        vec!["eval", "--model", model.to_str().unwrap(), "--test-a", images.to_str().unwrap(), "--test-b", images.to_str().unwrap()],
+        vec!["serve", "--model", model.to_str().unwrap(), "--addr", "127.0.0.1:0"],
     ] {
         let (code, err) = run_limited(&args);
         assert_eq!(code, Some(1), "{} {name}: exit {code:?} (a panic is 101, an abort a signal): {err}", args[0]);

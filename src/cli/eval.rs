@@ -70,22 +70,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     for dir in folders.into_iter().flatten().filter(|p| !stats::is_stats_file(p)) {
         crate::data::folder::images_in(dir)?;
     }
-    let model = match &args.model {
-        Some(model) => {
-            let model = resolve_model(model, &args.mirror)?;
-            crate::translate::resolve_model(&model, Direction::A2B)?;
-            Some(model)
-        }
+    // The generators are read now too: a bad model file fails before the weights load.
+    let translators = match &args.model {
+        Some(model) => Some(open_generators(&resolve_model(model, &args.mirror)?, &device)?),
         None => None,
     };
     let loaded = weights::load(args.inception.as_deref(), &device)?;
     let kid = KidOptions { subsets: args.kid_subsets as usize, subset_size: args.kid_subset_size as usize };
     let batch = args.batch_size as usize;
-    match (&args.real, &args.fake, &model) {
+    match (&args.real, &args.fake, translators) {
         (Some(real), Some(fake), None) => compare_folders(&args, &loaded.net, real, fake, kid, batch)?,
-        (None, None, Some(model)) => {
+        (None, None, Some(translators)) => {
             let (test_a, test_b) = (args.test_a.as_ref().expect("clap"), args.test_b.as_ref().expect("clap"));
-            score_model(&args, &loaded.net, model, test_a, test_b, kid, batch)?
+            score_model(&args, &loaded.net, translators, test_a, test_b, kid, batch)?
         }
         _ => bail!("give --real and --fake, or --model with --test-a and --test-b"),
     }
@@ -132,27 +129,34 @@ fn compare_folders(args: &EvalArgs, net: &Inception, real: &Path, fake: &Path, k
     Ok(())
 }
 
+/// The generators `--model` names, each with the way it translates: a run
+/// folder's (both for CycleGAN, A to B for CUT), or a file's, the way it
+/// records (a2b when it does not say).
+fn open_generators(model: &Path, device: &burn::tensor::Device) -> anyhow::Result<Vec<(Direction, Translator)>> {
+    if model.is_dir() {
+        let directions = crate::translate::run_directions(model);
+        if directions.is_empty() {
+            crate::translate::resolve_model(model, Direction::A2B)?; // says why the folder is not a run
+        }
+        return directions.into_iter().map(|d| Ok((d, Translator::open(model, d, device)?))).collect();
+    }
+    let file = crate::translate::resolve_model(model, Direction::A2B)?;
+    let translator = Translator::open_file(&file, device)?;
+    Ok(vec![(translator.direction.unwrap_or(Direction::A2B), translator)])
+}
+
 fn score_model(
     args: &EvalArgs,
     net: &Inception,
-    model: &Path,
+    translators: Vec<(Direction, Translator)>,
     test_a: &Path,
     test_b: &Path,
     kid: KidOptions,
     batch: usize,
 ) -> anyhow::Result<()> {
-    let device = args.device.device()?;
-    // A run folder has both generators (CUT: one, A to B); a file translates
-    // the way it records (a2b when it does not say).
-    let directions = if model.is_dir() {
-        crate::translate::run_directions(model)
-    } else {
-        vec![Translator::open(model, Direction::A2B, &device).map_or(Direction::B2A, |t| t.direction.unwrap_or(Direction::A2B))]
-    };
     let mut results = serde_json::Map::new();
     let mut lines = Vec::new();
-    for direction in directions {
-        let translator = Translator::open(model, direction, &device)?;
+    for (direction, translator) in translators {
         let (inputs, reference) = match direction {
             Direction::A2B => (test_a, test_b),
             Direction::B2A => (test_b, test_a),

@@ -16,6 +16,84 @@ pub enum DeviceChoice {
     Wgpu,
 }
 
+/// What `cyclegan devices` says of one device this binary was built with.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceReport {
+    pub device: DeviceChoice,
+    /// Whether it computes on this machine; why not, where it does not.
+    pub usable: bool,
+    pub why_not: Option<String>,
+    /// What it is: the CPU's model and the instruction sets the kernels use, or the GPU backend.
+    pub what: String,
+    /// burn's kernel fusion and autotune in this build (the GPU builds leave both
+    /// off: fusion computes wrong training losses in burn 0.22.1, BENCHMARKS.md);
+    /// the CPU backend has neither.
+    pub fusion: bool,
+    pub autotune: bool,
+}
+
+impl DeviceChoice {
+    /// The devices this binary was built with, in `--device` order.
+    pub fn built() -> Vec<Self> {
+        let mut built = vec![Self::Cpu];
+        if cfg!(feature = "cuda") {
+            built.push(Self::Cuda);
+        }
+        if cfg!(feature = "wgpu") {
+            built.push(Self::Wgpu);
+        }
+        built
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+            Self::Wgpu => "wgpu",
+        }
+    }
+
+    /// Try the device (a GPU runs one tiny operation) and say what it is.
+    pub fn report(self) -> DeviceReport {
+        let (usable, why_not) = match self.device() {
+            Ok(_) => (true, None),
+            Err(e) => (false, Some(e.0)),
+        };
+        let what = match self {
+            Self::Cpu => cpu_description(),
+            Self::Cuda => "NVIDIA GPU 0 through CUDA (kernels compiled by cubecl)".into(),
+            Self::Wgpu => "the default wgpu adapter (Vulkan, Metal or DirectX)".into(),
+        };
+        DeviceReport { device: self, usable, why_not, what, fusion: false, autotune: false }
+    }
+}
+
+/// The CPU's model name, threads, and the vector instructions it offers.
+fn cpu_description() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string()))
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    #[cfg(target_arch = "x86_64")]
+    let simd = {
+        let mut have = Vec::new();
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            have.push("AVX2+FMA");
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            have.push("AVX-512");
+        }
+        if std::arch::is_x86_feature_detected!("avx512bf16") {
+            have.push("AVX512_BF16");
+        }
+        if have.is_empty() { String::new() } else { format!(", {}", have.join(", ")) }
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd = String::new();
+    format!("{model}, {threads} threads{simd}; burn's flex backend and this project's f32 kernels")
+}
+
 /// Why a device cannot be used: this build lacks it, or the machine has no usable one.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

@@ -284,3 +284,25 @@ fn written_files_get_ordinary_permissions() {
     assert!(ok, "{err}");
     assert_eq!(mode(&out), 0o640, "a replaced file keeps its mode");
 }
+
+/// `cyclegan devices` (issue 17): the CPU is always there and usable, with
+/// what it offers; every GPU backend of this build is listed with fusion and
+/// autotune off; the JSON says the same.
+#[test]
+fn devices_lists_what_this_binary_was_built_with() {
+    let (ok, out, err) = run(&["devices"]);
+    assert!(ok, "{err}");
+    let cpu = out.lines().find(|l| l.starts_with("cpu ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(cpu.contains("usable") && cpu.contains("threads") && cpu.ends_with("fusion off, autotune off"), "{cpu}");
+    let (ok, json, err) = run(&["devices", "--json"]);
+    assert!(ok, "{err}");
+    let devices: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let devices = devices.as_array().unwrap();
+    assert_eq!(devices.len(), out.lines().count(), "one entry per line");
+    assert_eq!(devices[0]["device"], "cpu");
+    assert_eq!(devices[0]["usable"], true);
+    let names: Vec<&str> = devices.iter().map(|d| d["device"].as_str().unwrap()).collect();
+    assert_eq!(names.contains(&"cuda"), cfg!(feature = "cuda"));
+    assert_eq!(names.contains(&"wgpu"), cfg!(feature = "wgpu"));
+    assert!(devices.iter().all(|d| d["fusion"] == false && d["autotune"] == false), "{json}");
+}

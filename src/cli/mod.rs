@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod devices;
 mod download;
 mod eval;
 mod export;
@@ -47,6 +48,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Fetch an official dataset or pretrained generator by name (--list shows them).
     Download(download::DownloadArgs),
+    /// The devices this binary was built with: usable here or not, what each is, fusion and autotune.
+    Devices(devices::DevicesArgs),
 }
 
 /// Set by the first Ctrl-C during `train` and `demo` (the handler is
@@ -93,6 +96,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         Command::Export(args) => export::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Download(args) => download::run(args),
+        Command::Devices(args) => devices::run(args),
     }
 }
 

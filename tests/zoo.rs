@@ -332,6 +332,7 @@ fn datasets_download_refuse_tampering_traversal_and_bombs() {
     let (code, out, err) = cyclegan(&home, &server.url, &["download", "dataset", "mini", "--dir", &s(&d("mini"))]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("mini ->"), "{out}");
+    assert!(err.contains("trying again (1 of 3)") && err.contains("resuming") && err.contains("at byte"), "the cut and the resumption are told: {err}");
     for folder in ["trainA", "trainB", "testA", "testB"] {
         assert_eq!(std::fs::read_dir(d("mini").join(folder)).unwrap().count(), 1, "{folder}");
     }

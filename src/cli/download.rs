@@ -127,10 +127,10 @@ impl DownloadView {
                 bar.set_message(short_name(&url));
                 bar.set_position(resumed_from);
                 bar.reset_eta();
-                if resumed_from > 0 {
-                    bar.println(format!("resuming {url} at byte {resumed_from}"));
-                }
                 self.bar = Some(bar);
+                if resumed_from > 0 {
+                    self.print(&format!("resuming {url} at byte {resumed_from}"));
+                }
             }
             Event::Progress { done } => {
                 if let Some(bar) = &self.bar {
@@ -150,10 +150,11 @@ impl DownloadView {
         }
     }
 
+    /// A line above the bar (indicatif drops it where the bar is hidden: not a terminal).
     fn print(&self, line: &str) {
         match &self.bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            Some(bar) if !bar.is_hidden() => bar.println(line),
+            _ => eprintln!("{line}"),
         }
     }
 

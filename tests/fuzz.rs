@@ -304,7 +304,7 @@ fn run_batch(format: Format, first: u64, count: u64, limit: Duration) -> Outcome
     let mut child = Command::new("sh")
         .args(["-c", "ulimit -v 6291456 && exec \"$0\" \"$@\""])
         .arg(&exe)
-        .args(["fuzz::fuzz_child", "--exact", "--ignored", "--test-threads=1", "-q"])
+        .args(["fuzz::fuzz_child", "--exact", "--ignored", "--test-threads=1", "-q", "--nocapture"])
         .env("FUZZ_FORMAT", format.name())
         .env("FUZZ_FIRST", first.to_string())
         .env("FUZZ_COUNT", count.to_string())
@@ -317,10 +317,13 @@ fn run_batch(format: Format, first: u64, count: u64, limit: Duration) -> Outcome
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             let out = child.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
             if status.success() {
+                // a child that ran no case (a renamed test, a lost variable) must not pass for one that ran them all
+                let ran = format!("fuzz {}: {count} cases,", format.name());
+                assert!(text.contains(&ran), "the fuzz child did not run its cases: {text}");
                 return Outcome::Passed;
             }
-            let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
             let tail: String = text.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
             return Outcome::Failed(format!("{status}:\n{tail}"));
         }

@@ -399,6 +399,12 @@ fn the_list_has_the_official_scripts_names() {
     let official: HashSet<&str> = datasets.split_whitespace().chain(models.split_whitespace()).collect();
     assert_eq!(names, official);
     assert!(out.contains("117 MB"), "horse2zebra's published size: {out}");
+    // `download --list | head`: a reader that has gone is no error (it panicked on the broken pipe)
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = bin().args(["download", "--list"]).stdout(writer).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.is_empty(), "{:?}: {err}", out.status);
     let source = Source::new(Some("ftp://x")).unwrap_err().to_string();
     assert!(source.contains("not an http:// or https:// URL"), "{source}");
 }

@@ -48,10 +48,11 @@ pub struct MirrorArgs {
 
 pub fn run(args: DownloadArgs) -> anyhow::Result<()> {
     match args.what {
-        _ if args.list => {
-            print_list();
-            Ok(())
-        }
+        _ if args.list => match print_list(&mut std::io::stdout().lock()) {
+            // `download --list | head` closes the pipe early: not an error
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => Ok(other?),
+        },
         Some(What::Dataset { name, dir, mirror }) => {
             let dir = dir.unwrap_or_else(|| Path::new("datasets").join(&name));
             let source = Source::new(mirror.mirror.as_deref())?;
@@ -92,19 +93,20 @@ fn model_file(name: &str, mirror: &MirrorArgs) -> anyhow::Result<PathBuf> {
     Ok(path?)
 }
 
-fn print_list() {
-    println!("datasets (cyclegan download dataset NAME):");
+fn print_list(out: &mut impl std::io::Write) -> std::io::Result<()> {
+    writeln!(out, "datasets (cyclegan download dataset NAME):")?;
     for d in DATASETS {
         let size = d.published.map_or("size not published".to_string(), |(bytes, _)| format!("{:.0} MB", bytes as f64 / 1e6));
-        println!("  {:<24} {:<18} {}", d.name, size, d.about);
+        writeln!(out, "  {:<24} {:<18} {}", d.name, size, d.about)?;
     }
     for (name, _) in zoo::catalogue::NOT_REDISTRIBUTED {
-        println!("  {name:<24} {:<18} not redistributed: `download dataset {name}` says where it comes from", "-");
+        writeln!(out, "  {name:<24} {:<18} not redistributed: `download dataset {name}` says where it comes from", "-")?;
     }
-    println!("models (cyclegan download model NAME, or --model NAME in translate, serve, eval, export):");
+    writeln!(out, "models (cyclegan download model NAME, or --model NAME in translate, serve, eval, export):")?;
     for m in MODELS {
-        println!("  {:<24} {:<18} {} -> {}", m.name, m.kind.name(), m.from, m.to);
+        writeln!(out, "  {:<24} {:<18} {} -> {}", m.name, m.kind.name(), m.from, m.to)?;
     }
+    Ok(())
 }
 
 /// A progress bar with bytes, rate and ETA on a terminal (indicatif draws

@@ -72,7 +72,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
     // The generators are read now too: a bad model file fails before the weights load.
     let translators = match &args.model {
-        Some(model) => Some(open_generators(&resolve_model(model, &args.mirror)?, &device)?),
+        Some(model) => Some(crate::translate::open_generators(&resolve_model(model, &args.mirror)?, &device)?),
         None => None,
     };
     let loaded = weights::load(args.inception.as_deref(), &device)?;
@@ -127,22 +127,6 @@ fn compare_folders(args: &EvalArgs, net: &Inception, real: &Path, fake: &Path, k
         }
     }
     Ok(())
-}
-
-/// The generators `--model` names, each with the way it translates: a run
-/// folder's (both for CycleGAN, A to B for CUT), or a file's, the way it
-/// records (a2b when it does not say).
-fn open_generators(model: &Path, device: &burn::tensor::Device) -> anyhow::Result<Vec<(Direction, Translator)>> {
-    if model.is_dir() {
-        let directions = crate::translate::run_directions(model);
-        if directions.is_empty() {
-            crate::translate::resolve_model(model, Direction::A2B)?; // says why the folder is not a run
-        }
-        return directions.into_iter().map(|d| Ok((d, Translator::open(model, d, device)?))).collect();
-    }
-    let file = crate::translate::resolve_model(model, Direction::A2B)?;
-    let translator = Translator::open_file(&file, device)?;
-    Ok(vec![(translator.direction.unwrap_or(Direction::A2B), translator)])
 }
 
 fn score_model(

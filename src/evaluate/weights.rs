@@ -110,16 +110,9 @@ pub fn cache_dir() -> Option<PathBuf> {
     crate::zoo::home()
 }
 
-fn user_cache() -> Option<PathBuf> {
-    std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-}
-
 /// torch hub's checkpoint folder: `$TORCH_HOME/hub/checkpoints`, else `<cache>/torch/hub/checkpoints`.
 fn torch_hub_dir() -> Option<PathBuf> {
-    let home = std::env::var_os("TORCH_HOME").map(PathBuf::from).or_else(|| user_cache().map(|c| c.join("torch")));
+    let home = std::env::var_os("TORCH_HOME").map(PathBuf::from).or_else(|| crate::zoo::user_cache().map(|c| c.join("torch")));
     home.map(|h| h.join("hub").join("checkpoints"))
 }
 

@@ -2,7 +2,7 @@
 //! `translate` opens it (a run folder gives each direction it has, a
 //! generator file the one it translates), under a name.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::tensor::Device;
 use serde::Serialize;
@@ -68,7 +68,7 @@ pub fn open(specs: &[ModelSpec], device: &Device, tiling: Option<Tiling>) -> Res
             return Err(Error::Usage(format!("--model {}: two models are named '{}'; name them with NAME=PATH", spec.path.display(), spec.name)));
         }
         let mut listing: Option<ModelListing> = None;
-        for (direction, translator) in generators_of(&spec.path, device)? {
+        for (direction, translator) in translate::open_generators(&spec.path, device)? {
             let info = NetInfo { config: NetConfig::Generator(translator.config.clone()), direction: Some(direction), model: None };
             let l = listing.get_or_insert_with(|| ModelListing {
                 name: spec.name.clone(),
@@ -88,17 +88,3 @@ pub fn open(specs: &[ModelSpec], device: &Device, tiling: Option<Tiling>) -> Res
     Ok((served, listings))
 }
 
-/// The generators of one `--model`, each loaded once: every direction of a
-/// run folder, or a file's own (the one it records; a2b when it records none).
-fn generators_of(path: &Path, device: &Device) -> Result<Vec<(Direction, Translator)>> {
-    if path.is_dir() {
-        let found = translate::run_directions(path);
-        if found.is_empty() {
-            translate::resolve_model(path, Direction::A2B)?; // says why the folder is not a run
-        }
-        return found.into_iter().map(|d| Ok((d, Translator::open(path, d, device)?))).collect();
-    }
-    let file = translate::resolve_model(path, Direction::A2B)?; // says so if there is no such file
-    let translator = Translator::open_file(&file, device)?;
-    Ok(vec![(translator.direction.unwrap_or(Direction::A2B), translator)])
-}

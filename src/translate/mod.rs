@@ -137,6 +137,23 @@ pub fn resolve_model(model: &Path, direction: Direction) -> Result<PathBuf> {
     Err(Error::checkpoint(model, format!("is a folder without {0} or checkpoints/latest/{0}: not a training run", file.display())))
 }
 
+/// The generators a `--model` path names, each loaded once with the way it
+/// translates: every direction of a run folder (both for CycleGAN, A to B
+/// for CUT), or a file's own (the one it records; a2b when it records none).
+/// `serve` and `eval` open theirs here.
+pub fn open_generators(path: &Path, device: &Device) -> Result<Vec<(Direction, Translator)>> {
+    if path.is_dir() {
+        let found = run_directions(path);
+        if found.is_empty() {
+            resolve_model(path, Direction::A2B)?; // says why the folder is not a run
+        }
+        return found.into_iter().map(|d| Ok((d, Translator::open(path, d, device)?))).collect();
+    }
+    let file = resolve_model(path, Direction::A2B)?; // says so if there is no such file
+    let translator = Translator::open_file(&file, device)?;
+    Ok(vec![(translator.direction.unwrap_or(Direction::A2B), translator)])
+}
+
 /// The directions a run folder's generators translate (both for CycleGAN, A to B for CUT).
 pub fn run_directions(run: &Path) -> Vec<Direction> {
     [Direction::A2B, Direction::B2A].into_iter().filter(|&d| resolve_model(run, d).is_ok()).collect()

@@ -44,11 +44,15 @@ pub fn home() -> Option<PathBuf> {
     if let Some(home) = std::env::var_os("CYCLEGAN_HOME").filter(|v| !v.is_empty()) {
         return Some(home.into());
     }
+    user_cache().map(|d| d.join("cyclegan"))
+}
+
+/// The user's cache folder: `$XDG_CACHE_HOME`, else `~/.cache` (torch hub's lives there too).
+pub(crate) fn user_cache() -> Option<PathBuf> {
     std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .map(|d| d.join("cyclegan"))
 }
 
 /// Where to download from: the official host, or a mirror with the same paths.

@@ -22,6 +22,9 @@ pub enum Error {
     /// A downloaded archive that cannot be unpacked safely.
     #[error("{}: {reason}", path.display())]
     Archive { path: PathBuf, reason: String },
+    /// A video that cannot be read or written (ffmpeg's complaint, or why it is refused).
+    #[error("{}: {reason}", path.display())]
+    Video { path: PathBuf, reason: String },
     #[error("{0}")]
     Usage(String),
     /// Training produced a loss that is not a number.
@@ -52,6 +55,10 @@ impl Error {
 
     pub fn archive(path: &Path, reason: impl std::fmt::Display) -> Self {
         Self::Archive { path: path.to_path_buf(), reason: reason.to_string() }
+    }
+
+    pub fn video(path: &Path, reason: impl std::fmt::Display) -> Self {
+        Self::Video { path: path.to_path_buf(), reason: reason.to_string() }
     }
 
     pub fn io(path: &Path, source: std::io::Error) -> Self {

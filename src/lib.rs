@@ -10,6 +10,7 @@
 //! - [`train`]: losses, the image pool, schedules, the optimisation step, the run folder;
 //! - [`evaluate`]: how good translations are (FID, KID, paired L1/PSNR/SSIM);
 //! - [`translate`]: images, folders and large pictures through a trained generator;
+//! - [`video`]: videos through a generator, kept steady along the optical flow (ffmpeg reads and writes);
 //! - [`serve`]: generators behind an HTTP API and a web page;
 //! - [`export`]: generators as ONNX files for other runtimes;
 //! - [`zoo`]: the official pretrained generators and datasets, downloaded by name;
@@ -34,6 +35,7 @@ pub mod serve;
 pub mod data;
 pub mod demo;
 pub mod translate;
+pub mod video;
 pub mod cli;
 pub mod train;
 pub mod zoo;

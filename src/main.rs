@@ -17,13 +17,13 @@ fn main() -> ExitCode {
         }
         Err(e) => e.exit(), // --help, --version
     };
-    if cli.command.stops_on_ctrl_c() {
-        let installed = ctrlc::set_handler(|| {
+    if let Some(doing) = cli.command.stops_on_ctrl_c() {
+        let installed = ctrlc::set_handler(move || {
             if STOP.swap(true, Ordering::SeqCst) {
                 // A second Ctrl-C: stop now, whatever the state.
                 std::process::exit(130);
             }
-            eprintln!("\ninterrupted: saving checkpoints/latest (Ctrl-C again to quit at once)");
+            eprintln!("\ninterrupted: {doing} (Ctrl-C again to quit at once)");
         });
         if let Err(e) = installed {
             eprintln!("error: installing the Ctrl-C handler: {e}");

@@ -15,4 +15,5 @@ mod parity;
 mod serve;
 mod train;
 mod train_options;
+mod video;
 mod zoo;

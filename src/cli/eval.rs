@@ -9,6 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use super::DeviceArgs;
+use super::video::{FfmpegArgs, measured_source};
+use crate::video::Source;
 use super::download::{MirrorArgs, resolve_model};
 use crate::checkpoint::Direction;
 use crate::evaluate::features::DEFAULT_BATCH;
@@ -21,7 +23,7 @@ use crate::translate::Translator;
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// Real images: a folder (searched recursively), or a statistics file from --save-stats.
-    #[arg(long, requires = "fake", conflicts_with = "model", required_unless_present = "model")]
+    #[arg(long, requires = "fake", conflicts_with = "model", required_unless_present_any = ["model", "video"])]
     pub real: Option<PathBuf>,
     /// Generated images: a folder (searched recursively).
     #[arg(long, requires = "real")]
@@ -57,6 +59,15 @@ pub struct EvalArgs {
     /// Images per Inception forward pass.
     #[arg(long, default_value_t = DEFAULT_BATCH as u32, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
+    /// A video (a file, or a folder of frames): with --translated, how steady its translation is
+    /// (warping error and tOF; no Inception weights needed).
+    #[arg(long, requires = "translated", conflicts_with_all = ["real", "model"])]
+    pub video: Option<PathBuf>,
+    /// The translation of --video (a file, or a folder of frames), at its size and frame count.
+    #[arg(long, requires = "video")]
+    pub translated: Option<PathBuf>,
+    #[command(flatten)]
+    pub ffmpeg: FfmpegArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
     #[command(flatten)]
@@ -65,6 +76,9 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let device = args.device.device()?;
+    if let (Some(video), Some(translated)) = (&args.video, &args.translated) {
+        return steadiness(&args, video, translated, &device);
+    }
     // Folders without images fail now, not after the weights have loaded.
     let folders = [&args.fake, &args.test_a, &args.test_b, &args.real];
     for dir in folders.into_iter().flatten().filter(|p| !stats::is_stats_file(p)) {
@@ -159,6 +173,27 @@ fn score_model(
         println!("{}", serde_json::Value::Object(results));
     } else {
         lines.iter().for_each(|l| println!("{l}"));
+    }
+    Ok(())
+}
+
+/// `eval --video IN --translated OUT`: warping error and tOF.
+fn steadiness(args: &EvalArgs, video: &Path, translated: &Path, device: &burn::tensor::Device) -> anyhow::Result<()> {
+    let (input, output) = (measured_source(video), measured_source(translated));
+    let needs_ffmpeg = [&input, &output].iter().any(|s| matches!(s, Source::File(_)));
+    let ffmpeg = if needs_ffmpeg { Some(args.ffmpeg.locate()?) } else { None };
+    let c = crate::video::measure(&input, &output, ffmpeg.as_ref(), device)?;
+    if args.json {
+        println!("{}", serde_json::to_value(&c)?);
+    } else {
+        println!(
+            "warping error {:.6} (the input's own: {:.6}; {:.2}x)  tOF {:.4} px  ({} frame pairs)",
+            c.warping_error,
+            c.input_warping_error,
+            c.warping_error / c.input_warping_error.max(1e-12),
+            c.tof,
+            c.pairs
+        );
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ mod progress;
 mod serve;
 mod train;
 mod translate;
+mod video;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, LazyLock};
@@ -63,10 +64,15 @@ pub static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBoo
 pub struct Interrupted;
 
 impl Command {
-    /// Whether a first Ctrl-C should ask this command to stop cleanly
-    /// (through [`STOP`]) rather than end the process.
-    pub fn stops_on_ctrl_c(&self) -> bool {
-        matches!(self, Self::Train(_) | Self::Demo(_))
+    /// What a first Ctrl-C does if this command stops cleanly on it (through
+    /// [`STOP`]) rather than ending the process: training saves its
+    /// checkpoints; a video translation removes its unfinished output.
+    pub fn stops_on_ctrl_c(&self) -> Option<&'static str> {
+        match self {
+            Self::Train(_) | Self::Demo(_) => Some("saving checkpoints/latest"),
+            Self::Translate(args) if args.video.names_video(&args.inputs) => Some("removing the unfinished output"),
+            _ => None,
+        }
     }
 }
 

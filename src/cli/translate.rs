@@ -7,6 +7,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::DeviceArgs;
+use super::video::VideoArgs;
 use super::download::{MirrorArgs, resolve_model};
 use crate::checkpoint::Direction;
 use crate::translate::{self, Precision, Tiling, TranslateJob, Translator};
@@ -17,10 +18,11 @@ pub struct TranslateArgs {
     /// (`cyclegan download --list`; downloaded into the cache on first use).
     #[arg(long)]
     pub model: PathBuf,
-    /// Images or folders of images (searched recursively).
+    /// Images or folders of images (searched recursively), or one video (any file ffmpeg reads).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Output file for a single image, else an output folder mirroring the inputs.
+    /// Output file for a single image, else an output folder mirroring the inputs. For a video:
+    /// a video file (.mp4, .m4v, .mov, .mkv, .webm) or a new folder for PNG frames.
     #[arg(long, short)]
     pub output: PathBuf,
     /// Which generator of a run folder: a2b (G_A, or a CUT run's G) or b2a (G_B).
@@ -42,6 +44,8 @@ pub struct TranslateArgs {
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
     #[command(flatten)]
+    pub video: VideoArgs,
+    #[command(flatten)]
     pub device: DeviceArgs,
     #[command(flatten)]
     pub mirror: MirrorArgs,
@@ -54,11 +58,15 @@ pub fn run(args: TranslateArgs) -> anyhow::Result<()> {
     if let Some(why) = why {
         eprintln!("warning: {why}");
     }
+    let video = args.video.source(&args.inputs)?;
     let translator = Translator::open(&model, args.direction, &device)?.with_precision(precision)?;
     let tiling = match args.tile {
         Some(tile) => Some(Tiling { tile, overlap: args.overlap, stats_size: args.stats_size }.check(translator.config.arch.size_multiple())?),
         None => None,
     };
+    if let Some(source) = video {
+        return super::video::translate(&args.video, &translator, source, &args.output, args.load_size, tiling);
+    }
     let job = TranslateJob { inputs: args.inputs, output: args.output.clone(), load_size: args.load_size, tiling };
     let found = crate::data::folder::find_images(&job.inputs)?;
     let total = found.len();

@@ -243,17 +243,35 @@ pub fn translate_file(
 /// Translate a decoded image as [`translate_file`] does, without the files.
 pub fn translate_image(
     translator: &Translator,
-    mut img: DynamicImage,
+    img: DynamicImage,
     load_size: Option<u32>,
     tiling: Option<Tiling>,
 ) -> Result<ImageData> {
-    if let Some(width) = load_size {
-        let height = ((img.height() as f64 * width as f64 / img.width() as f64).round() as u32).max(1);
+    translate_data(translator, &prepare(img, load_size, translator.config.input_nc), tiling)
+}
+
+/// The size an image of `width` x `height` has after `--load-size`.
+pub fn loaded_size(width: u32, height: u32, load_size: Option<u32>) -> (u32, u32) {
+    match load_size {
+        Some(w) => (w, ((height as f64 * w as f64 / width as f64).round() as u32).max(1)),
+        None => (width, height),
+    }
+}
+
+/// An image as the network takes it: rescaled to `--load-size` if given, with
+/// the network's input channels.
+pub fn prepare(mut img: DynamicImage, load_size: Option<u32>, input_nc: usize) -> ImageData {
+    let (width, height) = loaded_size(img.width(), img.height(), load_size);
+    if (width, height) != (img.width(), img.height()) {
         img = img.resize_exact(width, height, FilterType::CatmullRom);
     }
-    let data = image_io::to_data(&img, translator.config.input_nc);
+    image_io::to_data(&img, input_nc)
+}
+
+/// Translate a prepared image, tile by tile if tiling is asked for and it is larger than a tile.
+pub fn translate_data(translator: &Translator, data: &ImageData, tiling: Option<Tiling>) -> Result<ImageData> {
     Ok(match tiling {
-        Some(t) if data.width.max(data.height) > t.tile => translate_tiled(translator, &data, t)?,
-        _ => translator.translate(&data),
+        Some(t) if data.width.max(data.height) > t.tile => translate_tiled(translator, data, t)?,
+        _ => translator.translate(data),
     })
 }

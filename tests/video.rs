@@ -114,6 +114,19 @@ fn frames_without_temporal_blending_equal_the_frames_translated_as_images() {
         assert_eq!(v.file_name(), i.file_name());
         assert!(max_pixel_diff(v, i) <= 1, "{}: differs from the image translation by {} levels", v.display(), max_pixel_diff(v, i));
     }
+    // Tiled too: the same tiles as for the images.
+    let (tiled_video, tiled_stills) = (dir.path().join("tiled_video"), dir.path().join("tiled_stills"));
+    let tiling = ["--tile", "32", "--overlap", "8"];
+    let (ok, _, err) = translate(&[&[clip.to_str().unwrap(), "-o", tiled_video.to_str().unwrap(), "--temporal", "none"][..], &tiling[..]].concat());
+    assert!(ok, "{err}");
+    let (ok, _, err) = translate(&[&[stills.to_str().unwrap(), "-o", tiled_stills.to_str().unwrap()][..], &tiling[..]].concat());
+    assert!(ok, "{err}");
+    let mut tiles_differ = false;
+    for ((v, i), untiled) in pngs(&tiled_video).iter().zip(pngs(&tiled_stills)).zip(&video_frames) {
+        assert!(max_pixel_diff(v, &i) <= 1, "{}: tiled, differs from the tiled image translation by {} levels", v.display(), max_pixel_diff(v, &i));
+        tiles_differ |= max_pixel_diff(v, untiled) > 1;
+    }
+    assert!(tiles_differ, "--tile made no difference: the video was not tiled");
 }
 
 #[test]
@@ -243,6 +256,7 @@ fn bad_videos_fail_in_one_line_and_leave_nothing() {
     let (ok, _, err) = translate(&[fixture("img_square.png").to_str().unwrap(), "-o", d.join("x.png").to_str().unwrap(), "--temporal", "flow"]);
     assert!(!ok && err.contains("--temporal apply to a video input"), "{err}");
     check(&[clip.to_str().unwrap(), "-o", d.join("frame.png").to_str().unwrap()], "not one image");
+    check(&[clip.to_str().unwrap(), "-o", d.join("out.avi").to_str().unwrap()], "out.avi: videos are written as .mp4");
     // An encoder that fails mid-way (frames too large for the level asked) leaves no file.
     check(&[clip.to_str().unwrap(), "-o", out.to_str().unwrap(), "--ffmpeg", fake_ffmpeg(d).to_str().unwrap()], "out.mp4: ffmpeg could not write it");
     // Nothing was written but the inputs, the fake ffmpeg and the odd clip's frames.

@@ -22,6 +22,8 @@ use crate::error::{Error, Result};
 pub struct Ffmpeg {
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
+    /// ffmpeg before 5.1 (Ubuntu 22.04 has 4.4) names `-fps_mode` `-vsync`.
+    old_vsync: bool,
 }
 
 const INSTALL_HINT: &str = "install it (Debian/Ubuntu: apt install ffmpeg; macOS: brew install ffmpeg) or name it with --ffmpeg PATH";
@@ -40,7 +42,8 @@ impl Ffmpeg {
         if !is_executable(&ffprobe) {
             return Err(Error::Usage(format!("{}: ffprobe, which comes with ffmpeg, is missing there; {INSTALL_HINT}", ffprobe.display())));
         }
-        Ok(Self { ffmpeg, ffprobe })
+        let old_vsync = version(&ffmpeg).is_some_and(|v| v < (5, 1));
+        Ok(Self { ffmpeg, ffprobe, old_vsync })
     }
 
     /// What `path` holds: its first video stream's size, rate and frame
@@ -110,7 +113,9 @@ impl Ffmpeg {
         let mut command = Command::new(&self.ffmpeg);
         // -noautorotate: frames come as stored, the size ffprobe reported.
         command.args(["-nostdin", "-v", "error", "-noautorotate", "-i"]).arg(path);
-        command.args(["-map", &format!("0:{}", info.stream), "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]);
+        // Every decoded frame once, none duplicated or dropped for a rate.
+        let vsync = if self.old_vsync { "-vsync" } else { "-fps_mode" };
+        command.args(["-map", &format!("0:{}", info.stream), vsync, "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]);
         let mut child = spawn(command, &self.ffmpeg, Stdio::null(), Stdio::piped())?;
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = drain_stderr(&mut child);
@@ -473,6 +478,23 @@ fn last_line(stderr: &str, status: std::process::ExitStatus) -> String {
     }
 }
 
+/// ffmpeg's release (major, minor) from `ffmpeg -version`'s first line
+/// (`ffmpeg version 5.1.9-0+deb12u1 ...`, `ffmpeg version n6.0 ...`); `None`
+/// for builds from git (`N-112345-g...`), which are newer than any release.
+fn version(ffmpeg: &Path) -> Option<(u32, u32)> {
+    let out = Command::new(ffmpeg).arg("-version").stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
+    parse_version(String::from_utf8_lossy(&out.stdout).lines().next()?)
+}
+
+fn parse_version(line: &str) -> Option<(u32, u32)> {
+    let word = line.strip_prefix("ffmpeg version ")?.split_whitespace().next()?;
+    let digits = word.trim_start_matches('n');
+    let mut parts = digits.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    Some((major, minor))
+}
+
 fn on_path(name: &str) -> Option<PathBuf> {
     let paths: OsString = std::env::var_os("PATH")?;
     std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| is_executable(p))
@@ -509,6 +531,14 @@ mod tests {
         let mut vfr = cfr.clone();
         vfr.extend((0..10).map(|i| cfr[49] + 0.1 * (i + 1) as f64));
         assert!(frame_interval_spread(&vfr).is_some());
+    }
+
+    #[test]
+    fn versions_are_read_from_releases_and_distribution_builds() {
+        assert_eq!(parse_version("ffmpeg version 5.1.9-0+deb12u1 Copyright (c) 2000-2026"), Some((5, 1)));
+        assert_eq!(parse_version("ffmpeg version 4.4.2-0ubuntu0.22.04.1 Copyright"), Some((4, 4)));
+        assert_eq!(parse_version("ffmpeg version n6.0 Copyright"), Some((6, 0)));
+        assert_eq!(parse_version("ffmpeg version N-112345-gabcdef Copyright"), None);
     }
 
     #[test]

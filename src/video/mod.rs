@@ -169,6 +169,12 @@ fn destination(output: &Path) -> Result<Option<VideoFormat>> {
         }
         return Ok(Some(format));
     }
+    if is_video_path(output) {
+        return Err(Error::Usage(format!(
+            "{}: videos are written as .mp4, .m4v, .mov, .mkv or .webm (or PNG frames into a folder)",
+            output.display()
+        )));
+    }
     if crate::data::folder::is_image_path(output) {
         return Err(Error::Usage(format!(
             "{}: a video translates to a video file (.mp4, .m4v, .mov, .mkv, .webm) or a folder of PNG frames, not one image",

@@ -154,10 +154,70 @@ pub struct VideoSummary {
     pub seconds: f64,
 }
 
-/// Where translated frames go.
+/// Where translated frames go: an encoder, or a temporary folder renamed
+/// into place at the end. Dropped unfinished, it leaves nothing.
 enum Sink {
     Video(ffmpeg::FrameWriter),
     Frames { temp: tempfile::TempDir, target: PathBuf, written: u64 },
+}
+
+impl Sink {
+    fn open(job: &VideoJob, format: Option<VideoFormat>, ffmpeg: Option<&Ffmpeg>, frames: &Frames, size: (u32, u32)) -> Result<Self> {
+        if let Some(format) = format {
+            format.check_size(&job.output, size.0, size.1)?;
+            let ffmpeg = ffmpeg.ok_or_else(|| Error::Usage("writing a video file needs ffmpeg".into()))?;
+            let audio = match (&job.source, &frames.audio) {
+                (Source::File(path), Some(codec)) => Some((path.as_path(), codec.as_str())),
+                _ => None,
+            };
+            return Ok(Self::Video(ffmpeg.write(&job.output, format, size, frames.rate, job.crf, audio)?));
+        }
+        let parent = match job.output.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+        let prefix = format!(".{}.", job.output.file_name().and_then(|n| n.to_str()).unwrap_or("frames"));
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".part");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // A new folder's permissions (narrowed by the umask), not a temporary one's private 0700.
+            builder.permissions(std::fs::Permissions::from_mode(0o777));
+        }
+        let temp = builder.tempdir_in(&parent).map_err(|e| Error::io(&job.output, e))?;
+        Ok(Self::Frames { temp, target: job.output.clone(), written: 0 })
+    }
+
+    fn write(&mut self, rgb: &image::RgbImage, output: &Path) -> Result<()> {
+        match self {
+            Self::Video(writer) => writer.write_frame(rgb.as_raw()),
+            Self::Frames { temp, written, .. } => {
+                *written += 1;
+                // Inside a temporary folder: no file needs its own atomic write.
+                let path = temp.path().join(format!("{:06}.png", *written));
+                rgb.save_with_format(&path, image::ImageFormat::Png).map_err(|e| Error::image(output, e))
+            }
+        }
+    }
+
+    fn finish(self) -> Result<()> {
+        match self {
+            Self::Video(writer) => writer.finish(),
+            Self::Frames { temp, target, .. } => {
+                if target.is_dir() {
+                    // Checked empty before the work: replaced by the finished folder.
+                    std::fs::remove_dir(&target).map_err(|e| Error::io(&target, e))?;
+                }
+                let path = temp.keep();
+                std::fs::rename(&path, &target).map_err(|e| {
+                    let _ = std::fs::remove_dir_all(&path);
+                    Error::io(&target, e)
+                })
+            }
+        }
+    }
 }
 
 /// Check what `output` can be before any work: a video file name, or a
@@ -207,35 +267,7 @@ pub fn translate_video(
     let mut frames = Frames::open(&job.source, ffmpeg)?;
     let (width, height) = translate::loaded_size(frames.width, frames.height, job.load_size);
     let start = Instant::now();
-    let mut sink = match format {
-        Some(format) => {
-            format.check_size(&job.output, width, height)?;
-            let ffmpeg = ffmpeg.ok_or_else(|| Error::Usage("writing a video file needs ffmpeg".into()))?;
-            let audio = match (&job.source, &frames.audio) {
-                (Source::File(path), Some(codec)) => Some((path.as_path(), codec.as_str())),
-                _ => None,
-            };
-            Sink::Video(ffmpeg.write(&job.output, format, (width, height), frames.rate, job.crf, audio)?)
-        }
-        None => {
-            let parent = match job.output.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-            let prefix = format!(".{}.", job.output.file_name().and_then(|n| n.to_str()).unwrap_or("frames"));
-            let mut builder = tempfile::Builder::new();
-            builder.prefix(&prefix).suffix(".part");
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                // A new folder's permissions (narrowed by the umask), not a temporary one's private 0700.
-                builder.permissions(std::fs::Permissions::from_mode(0o777));
-            }
-            let temp = builder.tempdir_in(&parent).map_err(|e| Error::io(&job.output, e))?;
-            Sink::Frames { temp, target: job.output.clone(), written: 0 }
-        }
-    };
+    let mut sink = Sink::open(job, format, ffmpeg, &frames, (width, height))?;
     on_event(VideoEvent::Started { frames: frames.count, width, height, rate: frames.rate });
     let mut stabiliser = Stabiliser::new(job.temporal, job.strength);
     let mut count = 0u64;
@@ -252,35 +284,14 @@ pub fn translate_video(
             ImageData::from_tensor(stabiliser.next(&data.to_tensor(device), translated.to_tensor(device)))
         };
         let rgb = out.to_image().into_rgb8();
-        match &mut sink {
-            Sink::Video(writer) => writer.write_frame(rgb.as_raw())?,
-            Sink::Frames { temp, written, .. } => {
-                *written += 1;
-                // Inside a temporary folder: no file needs its own atomic write.
-                let path = temp.path().join(format!("{:06}.png", *written));
-                rgb.save_with_format(&path, image::ImageFormat::Png).map_err(|e| Error::image(&job.output, e))?;
-            }
-        }
+        sink.write(&rgb, &job.output)?;
         count += 1;
         on_event(VideoEvent::Frame);
     }
     if count == 0 {
         return Err(Error::video(job.source.path(), "has no frames"));
     }
-    match sink {
-        Sink::Video(writer) => writer.finish()?,
-        Sink::Frames { temp, target, .. } => {
-            if target.is_dir() {
-                // Checked empty before the work: replaced by the finished folder.
-                std::fs::remove_dir(&target).map_err(|e| Error::io(&target, e))?;
-            }
-            let path = temp.keep();
-            if let Err(e) = std::fs::rename(&path, &target) {
-                let _ = std::fs::remove_dir_all(&path);
-                return Err(Error::io(&target, e));
-            }
-        }
-    }
+    sink.finish()?;
     Ok(VideoSummary { frames: count, width, height, rate: frames.rate, seconds: start.elapsed().as_secs_f64() })
 }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::evaluate::inception::{INPUT_SIZE, Inception};
 use crate::evaluate::psnr_from_mse;
 use crate::nets::{GeneratorArch, GeneratorConfig, Initializer};
+use crate::peak::Peak;
 use crate::rng::Rng;
 use crate::train::options::{TrainOptions, ValidOptions};
 use crate::train::method::Method;
@@ -29,6 +30,8 @@ pub enum Case {
     Train { size: usize, method: Method },
     /// pytorch-fid's Inception v3 on a batch of `batch` 299x299 images (FID's feature pass).
     Inception { batch: usize },
+    /// One core's arithmetic peak with one instruction ([`crate::peak`]).
+    Peak(Peak),
 }
 
 impl Case {
@@ -45,13 +48,20 @@ impl Case {
             Case::Train { size, method: Method::CycleGan } => format!("train{size}"),
             Case::Train { size, method } => format!("train{size}-{}", method.name()),
             Case::Inception { batch } => format!("inception{batch}"),
+            Case::Peak(p) => p.name().to_string(),
         }
     }
 
     /// `forwardSIZE[xBATCH][-bf16|-f16]`, `trainSIZE[-cut|-fastcut]` or `inceptionBATCH`;
     /// the error says what is wrong with the name in one line.
     pub fn parse(name: &str) -> Result<Self, String> {
-        let unknown = || format!("unknown case {name} (forwardSIZE[xBATCH][-bf16|-f16], trainSIZE[-cut|-fastcut], inceptionBATCH)");
+        let unknown = || format!("unknown case {name} (forwardSIZE[xBATCH][-bf16|-f16], trainSIZE[-cut|-fastcut], inceptionBATCH, peak-f32-avx2, peak-f32-avx512, peak-bf16)");
+        if let Some(p) = Peak::ALL.into_iter().find(|p| p.name() == name) {
+            return match p.missing() {
+                None => Ok(Case::Peak(p)),
+                Some(what) => Err(format!("case {name}: this CPU has no {what}")),
+            };
+        }
         let case = Self::parse_name(name).ok_or_else(unknown)?;
         // The sizes the benchmark's own networks take.
         let (size, multiple, min) = match case {
@@ -61,7 +71,7 @@ impl Case {
                 let opts = train_options(method);
                 (size, opts.net_g.size_multiple(), opts.min_image_size())
             }
-            Case::Inception { .. } => return Ok(case),
+            Case::Inception { .. } | Case::Peak(_) => return Ok(case),
         };
         if !size.is_multiple_of(multiple) || size < min {
             return Err(format!("case {name}: the size must be a multiple of {multiple} and at least {min}"));
@@ -93,7 +103,7 @@ impl Case {
     pub fn images(&self) -> Option<usize> {
         match self {
             Case::Forward { batch, .. } | Case::Inception { batch } => Some(*batch),
-            Case::Train { .. } => None,
+            Case::Train { .. } | Case::Peak(_) => None,
         }
     }
 
@@ -121,6 +131,9 @@ pub struct Measurement {
     /// For reduced precision: PSNR (dB) of the output against the f32 output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub psnr_vs_f32: Option<f64>,
+    /// For a peak case: billions of floating-point operations a second, one core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gflops: Option<f64>,
 }
 
 fn median(xs: &[f64]) -> f64 {
@@ -159,6 +172,7 @@ fn train_options(method: Method) -> ValidOptions {
 pub fn measure(case: Case, repeats: usize, device: &Device) -> Measurement {
     let mut rng = Rng::seed_from(0);
     let mut psnr_vs_f32 = None;
+    let mut gflops = None;
     let runs: Vec<f64> = match case {
         Case::Forward { size, batch, precision } => {
             let g = generator(device, &mut rng).valid();
@@ -197,6 +211,20 @@ pub fn measure(case: Case, repeats: usize, device: &Device) -> Measurement {
                 .skip(1)
                 .collect()
         }
+        Case::Peak(p) => {
+            // 2^25 rounds: 0.1-0.3 s at the 40-170 GFLOP/s cores have.
+            const ROUNDS: u64 = 1 << 25;
+            let runs: Vec<f64> = (0..=repeats)
+                .map(|_| {
+                    let t = Instant::now();
+                    std::hint::black_box(p.run(std::hint::black_box(ROUNDS)));
+                    t.elapsed().as_secs_f64()
+                })
+                .skip(1)
+                .collect();
+            gflops = Some(p.flops(ROUNDS) / median(&runs) / 1e9);
+            runs
+        }
         Case::Inception { batch } => {
             // weights do not change the arithmetic: a small constant everywhere but the norms' variance
             let mut source = |key: &str, shape: &[usize]| {
@@ -221,8 +249,9 @@ pub fn measure(case: Case, repeats: usize, device: &Device) -> Measurement {
         median_s: median(&runs),
         runs,
         peak_rss_mib: peak_rss_mib(),
-        threads: rayon::current_num_threads(),
+        threads: if matches!(case, Case::Peak(_)) { 1 } else { rayon::current_num_threads() },
         psnr_vs_f32,
+        gflops,
     }
 }
 

@@ -21,6 +21,7 @@
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments, clippy::large_enum_variant)]
 
 pub mod bench;
+pub mod peak;
 pub mod checkpoint;
 pub mod device;
 pub mod error;

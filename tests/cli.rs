@@ -176,7 +176,7 @@ fn degenerate_option_values_are_refused() {
         ("train16-cut", "case train16-cut: the size must be a multiple of 4 and at least 24"),
         ("inception0", "case inception0: the batch must be at least 1"),
         ("forward64x0", "case forward64x0: the batch must be at least 1"),
-        ("sideways", "unknown case sideways (forwardSIZE[xBATCH][-bf16|-f16], trainSIZE[-cut|-fastcut], inceptionBATCH)"),
+        ("sideways", "unknown case sideways (forwardSIZE[xBATCH][-bf16|-f16], trainSIZE[-cut|-fastcut], inceptionBATCH, peak-f32-avx2, peak-f32-avx512, peak-bf16)"),
     ] {
         let (ok, _, err) = run(&["bench", "--cases", case]);
         assert!(!ok, "{case}: accepted");
@@ -305,4 +305,22 @@ fn devices_lists_what_this_binary_was_built_with() {
     assert_eq!(names.contains(&"cuda"), cfg!(feature = "cuda"));
     assert_eq!(names.contains(&"wgpu"), cfg!(feature = "wgpu"));
     assert!(devices.iter().all(|d| d["fusion"] == false && d["autotune"] == false), "{json}");
+}
+
+/// The peak cases run the instructions the CPU has (one core's GFLOP/s in
+/// the JSON) and refuse the ones it lacks by name.
+#[test]
+fn bench_peak_cases_report_gflops_or_say_what_the_cpu_lacks() {
+    for case in ["peak-f32-avx2", "peak-f32-avx512", "peak-bf16"] {
+        let (ok, stdout, err) = run(&["bench", "--json", "--cases", case, "--repeats", "1"]);
+        if ok {
+            let m: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+            let gflops = m["gflops"].as_f64().unwrap();
+            // The slowest x86 core of the last decade does over 10 with AVX2.
+            assert!(gflops > 10.0 && gflops < 2000.0, "{case}: {gflops} GFLOP/s");
+            assert_eq!(m["threads"], 1, "{case}");
+        } else {
+            assert!(err.starts_with(&format!("error: case {case}: this CPU has no ")), "{case}: {err}");
+        }
+    }
 }

@@ -40,6 +40,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     if !args.json {
         println!("{:<18} {:>10} {:>10} {:>10} {:>8} {:>12}  runs (s)", "case", "median s", "images/s", "peak MiB", "threads", "PSNR vs f32");
+        // peak cases fill "images/s" with GFLOP/s of one core
     }
     for case in cases {
         let out = std::process::Command::new(&exe)
@@ -56,7 +57,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         } else {
             let runs: Vec<String> = m.runs.iter().map(|r| format!("{r:.3}")).collect();
             let psnr = m.psnr_vs_f32.map_or("-".to_string(), |p| format!("{p:.1} dB"));
-            let rate = case.images().map_or("-".to_string(), |n| format!("{:.2}", n as f64 / m.median_s));
+            let rate = match (case.images(), m.gflops) {
+                (Some(n), _) => format!("{:.2}", n as f64 / m.median_s),
+                (None, Some(g)) => format!("{g:.1} GF/s"),
+                (None, None) => "-".to_string(),
+            };
             println!(
                 "{:<18} {:>10.3} {:>10} {:>10.0} {:>8} {:>12}  {}",
                 m.case,

@@ -257,6 +257,8 @@ fn bad_videos_fail_in_one_line_and_leave_nothing() {
     assert!(!ok && err.contains("--temporal apply to a video input"), "{err}");
     check(&[clip.to_str().unwrap(), "-o", d.join("frame.png").to_str().unwrap()], "not one image");
     check(&[clip.to_str().unwrap(), "-o", d.join("out.avi").to_str().unwrap()], "out.avi: videos are written as .mp4");
+    check(&[clip.to_str().unwrap(), "-o", out.to_str().unwrap(), "--crf", "52"], "--crf 52: H.264 takes 0 to 51");
+    check(&[clip.to_str().unwrap(), "-o", d.join("frames_crf").to_str().unwrap(), "--crf", "20"], "--crf sets the quality of a video file output");
     // An encoder that fails mid-way (frames too large for the level asked) leaves no file.
     check(&[clip.to_str().unwrap(), "-o", out.to_str().unwrap(), "--ffmpeg", fake_ffmpeg(d).to_str().unwrap()], "out.mp4: ffmpeg could not write it");
     // Nothing was written but the inputs, the fake ffmpeg and the odd clip's frames.

@@ -101,6 +101,9 @@ impl VideoArgs {
 
 /// Translate the video `source` into `output`, showing progress.
 pub fn translate(args: &VideoArgs, translator: &Translator, source: Source, output: &Path, load_size: Option<u32>, tiling: Option<Tiling>) -> anyhow::Result<()> {
+    if args.crf.is_some() && VideoFormat::from_path(output).is_none() {
+        anyhow::bail!("--crf sets the quality of a video file output; {} is a folder of PNG frames", output.display());
+    }
     let needs_ffmpeg = matches!(source, Source::File(_)) || VideoFormat::from_path(output).is_some();
     let ffmpeg = if needs_ffmpeg { Some(args.ffmpeg.locate()?) } else { None };
     let job = VideoJob {

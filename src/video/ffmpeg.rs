@@ -291,6 +291,15 @@ impl VideoFormat {
         }
     }
 
+    /// Whether `crf` is on this format's encoder's scale (H.264 0-51, VP9 0-63).
+    pub fn check_crf(self, crf: u8) -> Result<()> {
+        let most = if self == Self::Webm { 63 } else { 51 };
+        if crf > most {
+            return Err(Error::Usage(format!("--crf {crf}: {} takes 0 to {most}", if self == Self::Webm { "VP9" } else { "H.264" })));
+        }
+        Ok(())
+    }
+
     /// Whether this format stores `width` x `height` (yuv420p halves the
     /// colour planes, so both must be even).
     pub fn check_size(self, path: &Path, width: u32, height: u32) -> Result<()> {
@@ -539,6 +548,14 @@ mod tests {
         assert_eq!(parse_version("ffmpeg version 4.4.2-0ubuntu0.22.04.1 Copyright"), Some((4, 4)));
         assert_eq!(parse_version("ffmpeg version n6.0 Copyright"), Some((6, 0)));
         assert_eq!(parse_version("ffmpeg version N-112345-gabcdef Copyright"), None);
+    }
+
+    #[test]
+    fn crf_is_checked_on_each_encoder_s_scale() {
+        assert!(VideoFormat::Mp4.check_crf(51).is_ok());
+        assert!(VideoFormat::Webm.check_crf(63).is_ok());
+        let err = VideoFormat::Mkv.check_crf(52).unwrap_err().to_string();
+        assert_eq!(err, "--crf 52: H.264 takes 0 to 51");
     }
 
     #[test]

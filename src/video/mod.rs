@@ -164,6 +164,7 @@ enum Sink {
 impl Sink {
     fn open(job: &VideoJob, format: Option<VideoFormat>, ffmpeg: Option<&Ffmpeg>, frames: &Frames, size: (u32, u32)) -> Result<Self> {
         if let Some(format) = format {
+            format.check_crf(job.crf)?;
             format.check_size(&job.output, size.0, size.1)?;
             let ffmpeg = ffmpeg.ok_or_else(|| Error::Usage("writing a video file needs ffmpeg".into()))?;
             let audio = match (&job.source, &frames.audio) {

@@ -308,7 +308,8 @@ fn ctrl_c_stops_a_video_and_leaves_no_unfinished_file() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    // The shell's own kill: a machine without procps has no kill program.
+    let killed = Command::new("sh").args(["-c", &format!("kill -INT {}", child.id())]).status().unwrap();
     assert!(killed.success());
     let status = child.wait().unwrap();
     let mut err = String::new();

@@ -5,17 +5,13 @@
 //! keeps those of the file it replaces), not the temporary file's private 0600.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
 /// Write `path` atomically with what `fill` writes.
 pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let prefix = format!(".{}.", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"));
+    let (dir, prefix) = temporary_beside(path);
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".tmp");
     #[cfg(unix)]
@@ -34,6 +30,17 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::R
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
+}
+
+/// Where a temporary stand-in for `path` goes, and its name's prefix: the
+/// same folder (so that renaming it over `path` is atomic), a hidden
+/// `.NAME.` start (so that it shows what it is for).
+pub fn temporary_beside(path: &Path) -> (PathBuf, String) {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    (dir, format!(".{}.", path.file_name().and_then(|n| n.to_str()).unwrap_or("out")))
 }
 
 /// tempfile's errors end in ` at path ".x.png.Ab12Cd.tmp"`: the user named the

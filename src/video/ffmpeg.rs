@@ -85,8 +85,11 @@ impl Ffmpeg {
             &["-v", "error", "-select_streams", &index.to_string(), "-show_entries", "packet=pts_time", "-of", "csv=p=0"],
             path,
         )?;
-        let mut pts: Vec<f64> = String::from_utf8_lossy(&times).lines().filter_map(|l| l.trim().trim_end_matches(',').parse().ok()).collect();
-        let packets = String::from_utf8_lossy(&times).lines().filter(|l| !l.trim().is_empty()).count() as u64;
+        let times = String::from_utf8_lossy(&times);
+        let packets: Vec<&str> = times.lines().map(|l| l.trim().trim_end_matches(',')).filter(|l| !l.is_empty()).collect();
+        // A packet without a time (N/A) counts as a frame but not towards the rate.
+        let mut pts: Vec<f64> = packets.iter().filter_map(|l| l.parse().ok()).collect();
+        let packets = packets.len() as u64;
         if packets == 0 {
             return Err(Error::video(path, "has no frames"));
         }
@@ -133,12 +136,8 @@ impl Ffmpeg {
     /// audio of `audio_from` if it has any.
     pub fn write(&self, target: &Path, format: VideoFormat, size: (u32, u32), rate: Rate, crf: u8, audio_from: Option<(&Path, &str)>) -> Result<FrameWriter> {
         let (width, height) = size;
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let (dir, prefix) = crate::fs::temporary_beside(target);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let prefix = format!(".{}.", target.file_name().and_then(|n| n.to_str()).unwrap_or("out"));
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix).suffix(".part");
         #[cfg(unix)]
@@ -470,11 +469,9 @@ fn run_capture(program: &Path, args: &[&str], path: &Path) -> Result<Vec<u8>> {
 fn drain_stderr(child: &mut Child) -> JoinHandle<String> {
     let mut stderr = child.stderr.take().expect("piped stderr");
     std::thread::spawn(move || {
-        let mut text = String::new();
         let mut bytes = Vec::new();
         let _ = stderr.read_to_end(&mut bytes);
-        text.push_str(&String::from_utf8_lossy(&bytes));
-        text
+        String::from_utf8_lossy(&bytes).into_owned()
     })
 }
 

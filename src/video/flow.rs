@@ -207,10 +207,10 @@ pub fn warp_linear(image: Tensor<4>, flow: Tensor<4>) -> Tensor<4> {
 fn positions(flow: &Tensor<4>) -> (Tensor<4>, Tensor<4>) {
     let [_, _, h, w] = flow.dims();
     let device = flow.device();
-    let xs: Vec<f32> = (0..h * w).map(|i| (i % w) as f32).collect();
-    let ys: Vec<f32> = (0..h * w).map(|i| (i / w) as f32).collect();
-    let base = |v: Vec<f32>| Tensor::<4>::from_data(TensorData::new(v, [1, 1, h, w]), &device);
-    (base(xs).add(flow.clone().narrow(1, 0, 1)), base(ys).add(flow.clone().narrow(1, 1, 1)))
+    // A row and a column of coordinates, broadcast: no full grid made on the host each call.
+    let xs = Tensor::<1, burn::tensor::Int>::arange(0..w as i64, &device).float().reshape([1, 1, 1, w]);
+    let ys = Tensor::<1, burn::tensor::Int>::arange(0..h as i64, &device).float().reshape([1, 1, h, 1]);
+    (flow.clone().narrow(1, 0, 1).add(xs), flow.clone().narrow(1, 1, 1).add(ys))
 }
 
 /// `image` sampled bilinearly at pixel positions `x`, `y` (the border repeated outside).
@@ -239,11 +239,7 @@ pub fn consistent(forward: &Tensor<4>, backward: &Tensor<4>) -> Tensor<4> {
 
 /// 1 where x + flow(x) is inside the frame (half a pixel of slack).
 fn inside(flow: &Tensor<4>, h: usize, w: usize) -> Tensor<4> {
-    let device = flow.device();
-    let xs: Vec<f32> = (0..h * w).map(|i| (i % w) as f32).collect();
-    let ys: Vec<f32> = (0..h * w).map(|i| (i / w) as f32).collect();
-    let x = Tensor::<4>::from_data(TensorData::new(xs, [1, 1, h, w]), &device).add(flow.clone().narrow(1, 0, 1));
-    let y = Tensor::<4>::from_data(TensorData::new(ys, [1, 1, h, w]), &device).add(flow.clone().narrow(1, 1, 1));
+    let (x, y) = positions(flow);
     let within = |t: Tensor<4>, n: usize| t.clone().greater_equal_elem(-0.5).float().mul(t.lower_equal_elem(n as f32 - 0.5).float());
     within(x, w).mul(within(y, h))
 }

@@ -36,32 +36,43 @@ pub struct Consistency {
 /// Takes (input, output) frames in order, as `[1, C, H, W]` in [-1, 1].
 #[derive(Default)]
 pub struct ConsistencyMeter {
-    /// The previous input and output, in [0, 1].
-    previous: Option<(Tensor<4>, Tensor<4>)>,
+    previous: Option<Frame>,
     pairs: usize,
     warping: f64,
     input_warping: f64,
     tof: f64,
 }
 
+/// One frame pair as the measures use it, kept for the next pair: the
+/// input and output in [0, 1] and their brightness.
+struct Frame {
+    input: Tensor<4>,
+    output: Tensor<4>,
+    input_luma: Tensor<4>,
+    output_luma: Tensor<4>,
+}
+
+impl Frame {
+    fn new(input: &Tensor<4>, output: &Tensor<4>) -> Self {
+        let unit = |t: &Tensor<4>| t.clone().add_scalar(1.0).mul_scalar(0.5);
+        Self { input: unit(input), output: unit(output), input_luma: flow::luma(input), output_luma: flow::luma(output) }
+    }
+}
+
 impl ConsistencyMeter {
     pub fn push(&mut self, input: &Tensor<4>, output: &Tensor<4>) {
-        let input = input.clone().add_scalar(1.0).mul_scalar(0.5);
-        let output = output.clone().add_scalar(1.0).mul_scalar(0.5);
-        if let Some((prev_in, prev_out)) = self.previous.take() {
-            let (a, b) = (flow::luma(&prev_in.clone().mul_scalar(2.0).sub_scalar(1.0)), flow::luma(&input.clone().mul_scalar(2.0).sub_scalar(1.0)));
-            let forward = flow::estimate(&a, &b);
-            let backward = flow::estimate(&b, &a);
+        let next = Frame::new(input, output);
+        if let Some(prev) = self.previous.take() {
+            let forward = flow::estimate(&prev.input_luma, &next.input_luma);
+            let backward = flow::estimate(&next.input_luma, &prev.input_luma);
             let mask = flow::consistent(&forward, &backward);
-            self.warping += masked_error(&prev_out, &output, &forward, &mask);
-            self.input_warping += masked_error(&prev_in, &input, &forward, &mask);
-            let out_a = flow::luma(&prev_out.clone().mul_scalar(2.0).sub_scalar(1.0));
-            let out_b = flow::luma(&output.clone().mul_scalar(2.0).sub_scalar(1.0));
-            let output_flow = flow::estimate(&out_a, &out_b);
+            self.warping += masked_error(&prev.output, &next.output, &forward, &mask);
+            self.input_warping += masked_error(&prev.input, &next.input, &forward, &mask);
+            let output_flow = flow::estimate(&prev.output_luma, &next.output_luma);
             self.tof += output_flow.sub(forward).square().sum_dim(1).sqrt().mean().into_scalar::<f32>() as f64;
             self.pairs += 1;
         }
-        self.previous = Some((input, output));
+        self.previous = Some(next);
     }
 
     /// The figures, averaged over the pairs (`None` for fewer than two frames).

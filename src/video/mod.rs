@@ -173,12 +173,8 @@ impl Sink {
             };
             return Ok(Self::Video(ffmpeg.write(&job.output, format, size, frames.rate, job.crf, audio)?));
         }
-        let parent = match job.output.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let (parent, prefix) = crate::fs::temporary_beside(&job.output);
         std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-        let prefix = format!(".{}.", job.output.file_name().and_then(|n| n.to_str()).unwrap_or("frames"));
         let mut builder = tempfile::Builder::new();
         builder.prefix(&prefix).suffix(".part");
         #[cfg(unix)]

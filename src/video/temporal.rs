@@ -42,8 +42,15 @@ const MATCH_THRESHOLD: f32 = 0.06;
 pub struct Stabiliser {
     mode: Temporal,
     strength: f32,
-    /// The previous input and output (`[1, C, H, W]` in [-1, 1]).
-    previous: Option<(Tensor<4>, Tensor<4>)>,
+    previous: Option<Previous>,
+}
+
+/// The previous frame: its input and output (`[1, C, H, W]` in [-1, 1]), and
+/// the input's brightness for `flow` (computed once, used by the next frame).
+struct Previous {
+    input: Tensor<4>,
+    brightness: Option<Tensor<4>>,
+    output: Tensor<4>,
 }
 
 impl Stabiliser {
@@ -57,23 +64,23 @@ impl Stabiliser {
         if self.mode == Temporal::None {
             return translated;
         }
+        let brightness = (self.mode == Temporal::Flow).then(|| flow::luma(input));
         let out = match self.previous.take() {
-            Some((prev_input, prev_out)) if prev_out.dims() == translated.dims() => {
-                let (held, weight) = match self.mode {
-                    Temporal::Flow => {
-                        let (brightness, prev_brightness) = (flow::luma(input), flow::luma(&prev_input));
-                        let back = flow::estimate(&brightness, &prev_brightness);
-                        let forward = flow::estimate(&prev_brightness, &brightness);
-                        let mask = flow::consistent(&back, &forward).mul(matches(input, &prev_input, &back));
-                        (flow::warp(prev_out, back), mask.mul_scalar(self.strength))
+            Some(prev) if prev.output.dims() == translated.dims() => {
+                let (held, weight) = match (&brightness, &prev.brightness) {
+                    (Some(brightness), Some(prev_brightness)) => {
+                        let back = flow::estimate(brightness, prev_brightness);
+                        let forward = flow::estimate(prev_brightness, brightness);
+                        let mask = flow::consistent(&back, &forward).mul(matches(input, &prev.input, &back));
+                        (flow::warp(prev.output, back), mask.mul_scalar(self.strength))
                     }
-                    Temporal::Ema | Temporal::None => (prev_out, Tensor::full([1, 1, 1, 1], self.strength, &translated.device())),
+                    _ => (prev.output, Tensor::full([1, 1, 1, 1], self.strength, &translated.device())),
                 };
                 translated.clone().add(held.sub(translated).mul(weight))
             }
             _ => translated,
         };
-        self.previous = Some((input.clone(), out.clone()));
+        self.previous = Some(Previous { input: input.clone(), brightness, output: out.clone() });
         out
     }
 }

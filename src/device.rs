@@ -1,5 +1,5 @@
 //! Which backend runs the tensors: `--device cpu` (burn's flex, the default),
-//! `cuda` or `wgpu` when built with those features.
+//! `jit`, `cuda` or `wgpu` when built with those features.
 
 use burn::tensor::Device;
 use clap::ValueEnum;
@@ -10,6 +10,10 @@ pub enum DeviceChoice {
     /// burn's pure-Rust CPU backend (flex), on all cores.
     #[default]
     Cpu,
+    /// burn's cubecl kernels (the ones a GPU runs) compiled for this CPU
+    /// through LLVM, with kernel fusion: for checking the GPU path without a
+    /// GPU (build with `--features jit`).
+    Jit,
     /// An NVIDIA GPU (build with `--features cuda`).
     Cuda,
     /// A GPU through wgpu: Vulkan, Metal or DirectX (build with `--features wgpu`).
@@ -36,6 +40,9 @@ impl DeviceChoice {
     /// The devices this binary was built with, in `--device` order.
     pub fn built() -> Vec<Self> {
         let mut built = vec![Self::Cpu];
+        if cfg!(feature = "jit") {
+            built.push(Self::Jit);
+        }
         if cfg!(feature = "cuda") {
             built.push(Self::Cuda);
         }
@@ -48,6 +55,7 @@ impl DeviceChoice {
     pub fn name(self) -> &'static str {
         match self {
             Self::Cpu => "cpu",
+            Self::Jit => "jit",
             Self::Cuda => "cuda",
             Self::Wgpu => "wgpu",
         }
@@ -55,25 +63,47 @@ impl DeviceChoice {
 
     /// Try the device (a GPU runs one tiny operation) and say what it is.
     pub fn report(self) -> DeviceReport {
-        let (usable, why_not) = match self.device() {
-            Ok(_) => (true, None),
-            Err(e) => (false, Some(e.0)),
+        let (usable, why_not, name) = match self.device() {
+            Ok(device) => (true, None, identity(&device)),
+            Err(e) => (false, Some(e.0), None),
         };
         let what = match self {
             Self::Cpu => cpu_description(),
-            Self::Cuda => "NVIDIA GPU 0 through CUDA (kernels compiled by cubecl)".into(),
-            Self::Wgpu => "the default wgpu adapter (Vulkan, Metal or DirectX)".into(),
+            Self::Jit => format!("{}; burn's cubecl kernels compiled through LLVM", cpu_model()),
+            Self::Cuda => format!("{} through CUDA (kernels compiled by cubecl)", name.unwrap_or_else(|| "NVIDIA GPU 0".into())),
+            Self::Wgpu => match name {
+                Some(name) => format!("{name} through wgpu"),
+                None => "the default wgpu adapter (Vulkan, Metal or DirectX)".into(),
+            },
         };
-        DeviceReport { device: self, usable, why_not, what, fusion: false, autotune: false }
+        // flex has neither; the cubecl backends are built with fusion (Cargo.toml).
+        let cubecl = self != Self::Cpu;
+        DeviceReport { device: self, usable, why_not, what, fusion: cubecl, autotune: false }
     }
+}
+
+/// The name a cubecl device gives itself (a GPU's model, a Vulkan driver's).
+#[cfg(any(feature = "jit", feature = "cuda", feature = "wgpu"))]
+fn identity(device: &Device) -> Option<String> {
+    device.identity().map(|identity| identity.name)
+}
+
+#[cfg(not(any(feature = "jit", feature = "cuda", feature = "wgpu")))]
+fn identity(_: &Device) -> Option<String> {
+    None
+}
+
+/// The CPU's model name (the architecture where /proc/cpuinfo does not say).
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string()))
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
 /// The CPU's model name, threads, and the vector instructions it offers.
 fn cpu_description() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| m.trim().to_string()))
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let model = cpu_model();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     #[cfg(target_arch = "x86_64")]
     let simd = {
@@ -105,6 +135,8 @@ impl DeviceChoice {
             Self::Cpu => Ok(Device::flex()),
             #[cfg(feature = "cuda")]
             Self::Cuda => probe("cuda", Device::cuda(0)),
+            #[cfg(feature = "jit")]
+            Self::Jit => probe("jit", Device::cpu()),
             #[cfg(feature = "wgpu")]
             Self::Wgpu => probe("wgpu", Device::wgpu(Default::default())),
             #[allow(unreachable_patterns)]
@@ -119,7 +151,7 @@ impl DeviceChoice {
 /// Runs one tiny operation on a GPU device, so that a missing driver or adapter
 /// is one line of error here rather than a panic (with backtraces from the
 /// backend's threads) in the middle of the work.
-#[cfg(any(feature = "cuda", feature = "wgpu"))]
+#[cfg(any(feature = "jit", feature = "cuda", feature = "wgpu"))]
 fn probe(name: &str, device: Device) -> Result<Device, Unavailable> {
     use std::sync::{Arc, Mutex};
     let first_panic: Arc<Mutex<Option<String>>> = Arc::default();

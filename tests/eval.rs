@@ -134,7 +134,7 @@ fn paired_measures_equal_scikit_image() {
 }
 
 /// A folder holding copies of the named fixture images.
-fn folder(dir: &Path, name: &str, images: &[&str]) -> PathBuf {
+pub fn folder(dir: &Path, name: &str, images: &[&str]) -> PathBuf {
     let out = dir.join(name);
     std::fs::create_dir_all(&out).unwrap();
     for img in images {
@@ -143,7 +143,7 @@ fn folder(dir: &Path, name: &str, images: &[&str]) -> PathBuf {
     out
 }
 
-fn eval(args: &[&str]) -> (bool, String, String) {
+pub fn eval(args: &[&str]) -> (bool, String, String) {
     let mut all = vec!["eval", "--inception", formula_weights_file().to_str().unwrap(), "--kid-subsets", "4"];
     all.extend_from_slice(args);
     run(&all)

@@ -9,7 +9,7 @@ use cyclegan::nets::{
 };
 use cyclegan::rng::Rng;
 
-use crate::util::{Fixture, assert_close, assert_param_grad, device, floats, generator_config, tolerance};
+use crate::util::{Fixture, assert_close, assert_param_grad, device, generator_config, tolerance};
 
 
 enum Net {
@@ -62,21 +62,25 @@ fn build(fx: &Fixture, device: &Device) -> Net {
 /// Evaluation-mode output (and for batch norm, training-mode output and the
 /// running statistics it leaves) against PyTorch.
 fn check_forward(name: &str) {
+    check_forward_on(name, &device(), tolerance());
+}
+
+/// [`check_forward`] on `device` within `tol`.
+pub fn check_forward_on(name: &str, device: &Device, tol: f64) {
     let fx = Fixture::open(name);
-    let device = device();
-    let net = build(&fx, &device);
-    let y = net.forward(fx.tensor(name_input(), &device));
-    assert_close(&format!("{name} output"), &y.into_data(), &fx.data("output"), tolerance());
+    let net = build(&fx, device);
+    let y = net.forward(fx.tensor(name_input(), device));
+    assert_close(&format!("{name} output"), &y.into_data(), &fx.data("output"), tol);
 
     if fx.str("norm") == Some("batch") {
-        let ad = device.autodiff();
+        let ad = device.clone().autodiff();
         let mut net = build(&fx, &ad);
         let y = net.forward(fx.tensor(name_input(), &ad));
-        assert_close(&format!("{name} train-mode output"), &y.into_data(), &fx.data("output_train"), tolerance());
+        assert_close(&format!("{name} train-mode output"), &y.into_data(), &fx.data("output_train"), tol);
         let mut checked = 0;
         net.named().visit_named("", &mut |key, slot| {
             if let Slot::Running(r) = slot {
-                assert_close(&key, &r.value_sync().into_data(), &fx.data(&format!("after_train.{key}")), tolerance());
+                assert_close(&key, &r.value_sync().into_data(), &fx.data(&format!("after_train.{key}")), tol);
                 checked += 1;
             }
         });
@@ -90,14 +94,19 @@ fn name_input() -> &'static str {
 
 /// Gradients of `sum(output * probe)` with respect to the input and every parameter.
 fn check_grads(name: &str) {
+    check_grads_on(name, &device(), tolerance());
+}
+
+/// [`check_grads`] on `device` within `tol`.
+pub fn check_grads_on(name: &str, device: &Device, tol: f64) {
     let fx = Fixture::open(name);
-    let device = device().autodiff();
+    let device = device.clone().autodiff();
     let mut net = build(&fx, &device);
     let x: Tensor<4> = fx.tensor::<4>("input", &device).require_grad();
     let y = net.forward(x.clone());
     let loss = (y * fx.tensor::<4>("probe", &device)).sum();
     let grads = loss.backward();
-    assert_close(&format!("{name} d/dinput"), &x.grad(&grads).unwrap().into_data(), &fx.data("grad.input"), tolerance());
+    assert_close(&format!("{name} d/dinput"), &x.grad(&grads).unwrap().into_data(), &fx.data("grad.input"), tol);
     let mut got = Vec::new();
     net.named().visit_named("", &mut |key, slot| {
         let grad = match slot {
@@ -109,20 +118,28 @@ fn check_grads(name: &str) {
     });
     let mut checked = 0;
     for (key, grad) in &got {
-        assert_param_grad(&format!("{name} d/d{key}"), &fx, key, grad, tolerance());
+        assert_param_grad(&format!("{name} d/d{key}"), &fx, key, grad, tol);
         checked += 1;
     }
     assert!(checked >= 10, "{name}: only {checked} parameter gradients compared");
 }
 
 macro_rules! forward_cases {
-    ($($name:ident),* $(,)?) => {$(
-        #[test]
-        fn $name() {
-            check_forward(stringify!($name));
-        }
-    )*};
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                check_forward(stringify!($name));
+            }
+        )*
+        /// Every network variant with a forward fixture (the GPU-path tests run them all).
+        #[cfg_attr(not(any(feature = "jit", feature = "wgpu", feature = "cuda")), allow(dead_code))]
+        pub const FORWARD_CASES: &[&str] = &[$(stringify!($name)),*];
+    };
 }
+
+/// The fixtures with weight gradients.
+pub const GRADIENT_CASES: &[&str] = &["g_resnet6_grads", "g_unet128_grads", "d_basic"];
 
 forward_cases!(
     g_resnet9,
@@ -150,17 +167,17 @@ forward_cases!(
 
 #[test]
 fn gradients_resnet_generator() {
-    check_grads("g_resnet6_grads");
+    check_grads(GRADIENT_CASES[0]);
 }
 
 #[test]
 fn gradients_unet_generator() {
-    check_grads("g_unet128_grads");
+    check_grads(GRADIENT_CASES[1]);
 }
 
 #[test]
 fn gradients_patchgan() {
-    check_grads("d_basic");
+    check_grads(GRADIENT_CASES[2]);
 }
 
 /// Dropout is part of the network in training mode only: the same weights
@@ -178,34 +195,4 @@ fn dropout_acts_only_in_training() {
     let plain = device();
     let c = eval.forward(fx.tensor("input", &plain)).into_data();
     assert_close("dropout eval", &c, &fx.data("output"), tolerance());
-}
-
-/// ||got - want|| / scale.
-/// Convolutions with trainable weights, an activation between them, and an
-/// elementwise loss after: what a training step does with every discriminator.
-/// With burn 0.22.1's kernel fusion on (wgpu) the loss came out wrong although
-/// the convolution's output itself read back right, which made training
-/// losses wrong; the GPU features therefore build without fusion (Cargo.toml).
-#[test]
-fn elementwise_loss_after_tracked_convolutions() {
-    let dev = device().autodiff();
-    let values = |n: usize, seed: usize| -> Vec<f32> {
-        (0..n).map(|i| (((i + seed) * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.3).collect()
-    };
-    let tensor = |dims: [usize; 4], seed: usize| {
-        Tensor::<4>::from_data(burn::tensor::TensorData::new(values(dims.iter().product(), seed), dims), &dev)
-    };
-    let x = tensor([1, 8, 4, 4], 1);
-    let w1 = tensor([16, 8, 4, 4], 2).require_grad();
-    let w2 = tensor([1, 16, 4, 4], 3).require_grad();
-    let forward = || {
-        let h = cyclegan::ops::conv2d(x.clone(), w1.clone(), None, 1, 1);
-        let h = burn::tensor::activation::leaky_relu(h, 0.2);
-        cyclegan::ops::conv2d(h, w2.clone(), None, 1, 1)
-    };
-    let out = floats(&forward().into_data());
-    let want = out.iter().map(|p| (p - 1.0) * (p - 1.0)).sum::<f32>() / out.len() as f32;
-    let got = (forward() - 1.0).square().mean().into_scalar::<f32>();
-    let rel = ((got - want) / want).abs() as f64;
-    assert!(rel < tolerance().max(1e-6), "mean((D(x) - 1)^2): {got} on the device, {want} from its read-back output");
 }

@@ -11,6 +11,8 @@ mod cut_options;
 mod eval;
 mod export;
 mod fuzz;
+#[cfg(any(feature = "jit", feature = "wgpu", feature = "cuda"))]
+mod gpu_path;
 mod parity;
 mod serve;
 mod train;

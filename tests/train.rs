@@ -22,28 +22,72 @@ fn train(args: &[&str]) -> (bool, String, String) {
 }
 
 fn check_parity(mode: &str) {
+    check_parity_on(mode, "cpu", 1e-4, 1e-4);
+}
+
+/// PyTorch's first three iterations' losses from `cyclegan train --device
+/// device`: the first within `first` relative, all within `all`.
+pub fn check_parity_on(mode: &str, device: &str, first: f64, all: f64) {
+    let worst = parity_differences(mode, device, &fixture("train_init.safetensors"));
+    eprintln!("{mode} on {device}: largest relative difference from PyTorch per iteration {worst:?}");
+    for (i, (name, rel)) in worst.iter().enumerate() {
+        let tol = if i == 0 { first } else { all };
+        assert!(*rel < tol, "{mode} on {device}, step {}: {name} differs from PyTorch's by {rel:.2e} relative", i + 1);
+    }
+}
+
+/// Per iteration, the loss furthest from PyTorch's (relative) when training
+/// from `init` on `device`.
+fn parity_differences(mode: &str, device: &str, init: &Path) -> Vec<(&'static str, f64)> {
     let dir = tmp();
     let (a, b) = dataset(dir.path(), 2); // train_a0, train_a1 / train_b0, train_b1, as the reference trained on
     let out = dir.path().join("run");
     let (ok, _, err) = train(&[
         "--data-a", a.to_str().unwrap(), "--data-b", b.to_str().unwrap(), "--output", out.to_str().unwrap(),
-        "--init", fixture("train_init.safetensors").to_str().unwrap(),
+        "--init", init.to_str().unwrap(),
         "--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "8", "--gan-mode", mode,
         "--pool-size", "0", "--no-flip", "--serial-batches", "--preprocess", "none",
-        "--max-iters", "3", "--print-freq", "1",
+        "--max-iters", "3", "--print-freq", "1", "--device", device,
     ]);
     assert!(ok, "{err}");
     let ours = losses(&out);
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(fixture(&format!("train_losses_{mode}.json"))).unwrap()).unwrap();
     let reference = reference["steps"].as_array().unwrap();
     assert_eq!((ours.len(), reference.len()), (3, 3), "logged steps: ours, PyTorch's");
-    for (i, (o, r)) in ours.iter().zip(reference).enumerate() {
-        for name in LOSS_NAMES {
-            let (o, r) = (o[name].as_f64().unwrap(), r[name].as_f64().unwrap());
-            let rel = (o - r).abs() / r.abs();
-            assert!(rel < 1e-4, "{mode} step {} {name}: ours {o}, PyTorch {r} (relative {rel:.2e})", i + 1);
-        }
+    ours.iter()
+        .zip(reference)
+        .map(|(o, r)| {
+            let rel = |name: &str| (o[name].as_f64().unwrap() - r[name].as_f64().unwrap()).abs() / r[name].as_f64().unwrap().abs();
+            LOSS_NAMES.iter().map(|&name| (name, rel(name))).fold(("", 0.0), |w, c| if c.1 > w.1 { c } else { w })
+        })
+        .collect()
+}
+
+/// What rounding alone does to the three iterations the parity tests check:
+/// the CPU training started from weights moved by a few f32 ulps (relative
+/// 1e-6, as another summation order gives) stays within 1e-4 of PyTorch
+/// (measured: 1.3e-6, 1.3e-6, 2.5e-5). So the GPU path's bound of 1e-3 after
+/// the first iteration (tests/gpu_path.rs) is loose for rounding, and a
+/// device that drifts past it (lavapipe: 2.6e-3, then 2.1e-2) computes
+/// something else, not merely in another order.
+#[test]
+fn rounding_level_weight_differences_stay_within_1e4_for_three_iterations() {
+    let dir = tmp();
+    let (mut dict, metadata) = checkpoint::read_safetensors(&fixture("train_init.safetensors")).unwrap();
+    let keys: Vec<String> = dict.keys().cloned().collect();
+    for (k, key) in keys.iter().enumerate() {
+        let data = dict.remove(key).unwrap();
+        let shape = data.shape().to_vec();
+        // +-1e-6 relative, alternating, so no weight's sign or scale changes
+        let moved: Vec<f32> = floats(&data).iter().enumerate().map(|(i, v)| v * (1.0 + if (i + k) % 2 == 0 { 1e-6 } else { -1e-6 })).collect();
+        dict.insert(key.clone(), burn::tensor::TensorData::new(moved, shape));
     }
+    let init = dir.path().join("moved.safetensors");
+    checkpoint::save_dict(&init, &dict, metadata).unwrap();
+    let worst = parity_differences("lsgan", "cpu", &init);
+    eprintln!("weights moved by 1e-6: largest relative loss difference per iteration {worst:?}");
+    assert!(worst.iter().all(|(_, rel)| *rel < 1e-4), "{worst:?}");
+    assert!(worst[0].1 > 1e-7, "the weights were moved: {worst:?}");
 }
 
 #[test]

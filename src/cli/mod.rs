@@ -79,7 +79,7 @@ impl Command {
 /// Options shared by every command that computes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DeviceArgs {
-    /// Where the tensors live: cpu (default), cuda or wgpu (the latter two need a build with that feature).
+    /// Where the tensors live: cpu (default), jit, cuda or wgpu (the last three need a build with that feature).
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
     pub device: DeviceChoice,
 }

@@ -263,7 +263,7 @@ pub(crate) mod tests {
     }
 
     fn image(v: Vec<f32>, h: usize, w: usize) -> Tensor<4> {
-        Tensor::from_data(TensorData::new(v, [1, 1, h, w]), &Device::default())
+        Tensor::from_data(TensorData::new(v, [1, 1, h, w]), &Device::flex())
     }
 
     /// The mean and median end-point error inside `margin`.
@@ -363,7 +363,7 @@ pub(crate) mod tests {
     fn warping_along_the_flow_undoes_a_shift() {
         let (h, w) = (40, 50);
         let b = image(texture(h, w, 2.0, -1.0), h, w);
-        let flow = Tensor::cat(vec![Tensor::full([1, 1, h, w], 2.0, &Device::default()), Tensor::full([1, 1, h, w], -1.0, &Device::default())], 1);
+        let flow = Tensor::cat(vec![Tensor::full([1, 1, h, w], 2.0, &Device::flex()), Tensor::full([1, 1, h, w], -1.0, &Device::flex())], 1);
         let back = warp(b, flow).slice([0..1, 0..1, 2..h - 2, 3..w - 3]);
         let want = image(texture(h, w, 0.0, 0.0), h, w).slice([0..1, 0..1, 2..h - 2, 3..w - 3]);
         let err = back.sub(want).abs().max().into_scalar::<f32>();
@@ -373,7 +373,7 @@ pub(crate) mod tests {
     #[test]
     fn inconsistent_and_outside_vectors_are_masked() {
         let (h, w) = (8, 10);
-        let dev = Device::default();
+        let dev = Device::flex();
         let fwd = Tensor::cat(vec![Tensor::full([1, 1, h, w], 3.0, &dev), Tensor::zeros([1, 1, h, w], &dev)], 1);
         let mut back_u = vec![-3.0f32; h * w];
         // Where the backward flow disagrees (by 4 px), the pixels mapping there are occluded.

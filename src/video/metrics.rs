@@ -102,7 +102,7 @@ mod tests {
     fn frame(dx: f32, offset: f32) -> Tensor<4> {
         let (h, w) = (48, 64);
         let v: Vec<f32> = crate::video::flow::tests::texture(h, w, dx, 0.0).into_iter().map(|x| x * 2.0 - 1.0 + offset).collect();
-        Tensor::from_data(TensorData::new(v, [1, 1, h, w]), &Device::default())
+        Tensor::from_data(TensorData::new(v, [1, 1, h, w]), &Device::flex())
     }
 
     #[test]

@@ -179,7 +179,8 @@ fn probe(name: &str, device: Device) -> Result<Device, Unavailable> {
             let why = first_panic.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
             // Backend messages run long (cudarc lists every library name it tried).
             let why = why.split(" - ").next().unwrap_or_default().lines().next().unwrap_or_default().to_string();
-            Err(Unavailable(format!("--device {name}: no usable GPU ({why})")))
+            let what = if name == "jit" { "does not run here" } else { "no usable GPU" };
+            Err(Unavailable(format!("--device {name}: {what} ({why})")))
         }
     }
 }

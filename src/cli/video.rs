@@ -11,7 +11,7 @@ use crate::translate::{Tiling, Translator};
 use crate::video::{self, Ffmpeg, Rate, Source, Temporal, VideoEvent, VideoFormat, VideoJob};
 
 /// `--temporal` when it is not given.
-const DEFAULT_TEMPORAL: Temporal = Temporal::Flow;
+pub(super) const DEFAULT_TEMPORAL: Temporal = Temporal::Flow;
 
 /// Frame rate of a `--sequence` when `--fps` is not given.
 const DEFAULT_SEQUENCE_FPS: Rate = Rate { num: 25, den: 1 };

@@ -29,9 +29,10 @@ pub struct DeviceReport {
     pub why_not: Option<String>,
     /// What it is: the CPU's model and the instruction sets the kernels use, or the GPU backend.
     pub what: String,
-    /// burn's kernel fusion and autotune in this build (the GPU builds leave both
-    /// off: fusion computes wrong training losses in burn 0.22.1, BENCHMARKS.md);
-    /// the CPU backend has neither.
+    /// burn's kernel fusion and autotune in this build: the cubecl backends
+    /// always fuse (with the patched burn-cubecl-fusion, patches/README.md)
+    /// and tune only when built with the `autotune` feature; the CPU backend
+    /// has neither.
     pub fusion: bool,
     pub autotune: bool,
 }
@@ -76,9 +77,9 @@ impl DeviceChoice {
                 None => "the default wgpu adapter (Vulkan, Metal or DirectX)".into(),
             },
         };
-        // flex has neither; the cubecl backends are built with fusion (Cargo.toml).
+        // flex has neither; the cubecl backends are built with fusion, and autotune by choice (Cargo.toml).
         let cubecl = self != Self::Cpu;
-        DeviceReport { device: self, usable, why_not, what, fusion: cubecl, autotune: false }
+        DeviceReport { device: self, usable, why_not, what, fusion: cubecl, autotune: cubecl && cfg!(feature = "autotune") }
     }
 }
 

@@ -202,15 +202,21 @@ pub fn check_parity_on(method: Method, device: &Device, device_name: &str, first
         let out = trainer.step_with(a, b, 2e-4, &mut replay);
         assert!(replay.0.is_empty(), "step {}: {} recorded draws left", i + 1, replay.0.len());
         let want = step["losses"].as_object().unwrap();
-        let worst = want.iter().map(|(loss, r)| ((out.losses.get(loss).unwrap() - r.as_f64().unwrap()).abs() / r.as_f64().unwrap().abs().max(1e-12), loss)).fold((0.0, ""), |w, c| if c.0 > w.0 { (c.0, c.1.as_str()) } else { w });
-        eprintln!("{name} on {device_name}, step {}: largest relative difference {worst:?}", i + 1);
         let mut names: Vec<&str> = out.losses.names().collect();
         names.sort_unstable();
         assert_eq!(names, want.keys().map(String::as_str).collect::<Vec<_>>(), "loss names (sorted)");
-        for (loss, r) in want {
-            let (o, r) = (out.losses.get(loss).unwrap(), r.as_f64().unwrap());
-            let rel = (o - r).abs() / r.abs().max(1e-12);
-            let tol = if i == 0 { first } else { all };
+        // each loss against the official one, the worst printed first (also when one fails)
+        let differences: Vec<(&str, f64, f64, f64)> = want
+            .iter()
+            .map(|(loss, r)| {
+                let (o, r) = (out.losses.get(loss).unwrap(), r.as_f64().unwrap());
+                (loss.as_str(), o, r, (o - r).abs() / r.abs().max(1e-12))
+            })
+            .collect();
+        let worst = differences.iter().map(|d| (d.3, d.0)).fold((0.0, ""), |w, c| if c.0 > w.0 { c } else { w });
+        eprintln!("{name} on {device_name}, step {}: largest relative difference {worst:?}", i + 1);
+        let tol = if i == 0 { first } else { all };
+        for (loss, o, r, rel) in differences {
             assert!(rel < tol, "{name} on {device_name}, step {} {loss}: ours {o}, official {r} (relative {rel:.2e})", i + 1);
         }
     }

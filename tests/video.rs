@@ -42,7 +42,7 @@ fn scene(dir: &Path) -> PathBuf {
 
 /// `frames` frames panning over the scene by (1.6, 0.5) px a frame, with a
 /// box moving 3 px a frame and per-frame sensor noise, losslessly (FFV1).
-fn panning_clip(dir: &Path, name: &str, size: (u32, u32), frames: u32, noise: u32) -> PathBuf {
+pub fn panning_clip(dir: &Path, name: &str, size: (u32, u32), frames: u32, noise: u32) -> PathBuf {
     let scene = scene(dir);
     let path = dir.join(name);
     let filter = format!(
@@ -64,7 +64,7 @@ fn translate_with(m: &str, args: &[&str]) -> (bool, String, String) {
     run(&all)
 }
 
-fn pngs(dir: &Path) -> Vec<PathBuf> {
+pub fn pngs(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     files
@@ -86,7 +86,7 @@ fn psnr(a: &Path, b: &Path) -> f64 {
     10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10()
 }
 
-fn consistency(video: &Path, translated: &Path) -> serde_json::Value {
+pub fn consistency(video: &Path, translated: &Path) -> serde_json::Value {
     let (ok, out, err) = run(&["eval", "--video", video.to_str().unwrap(), "--translated", translated.to_str().unwrap(), "--json"]);
     assert!(ok, "{err}");
     serde_json::from_str(&out).unwrap()

@@ -65,11 +65,6 @@ pub fn run(args: TranslateArgs) -> anyhow::Result<()> {
         None => None,
     };
     if let Some(source) = video {
-        let flow = args.video.temporal.unwrap_or(super::video::DEFAULT_TEMPORAL) == crate::video::temporal::Temporal::Flow;
-        if flow && args.device.device != crate::device::DeviceChoice::Cpu {
-            // Its unit tests fail on wgpu (lavapipe); see BENCHMARKS.md, GPU.
-            eprintln!("warning: --temporal flow has only been checked on --device cpu; --temporal ema does not use it");
-        }
         return super::video::translate(&args.video, &translator, source, &args.output, args.load_size, tiling);
     }
     let job = TranslateJob { inputs: args.inputs, output: args.output.clone(), load_size: args.load_size, tiling };

@@ -89,9 +89,8 @@ pub fn run(opts: &TrainOptions, resume: bool, stop: Arc<AtomicBool>, on_event: &
     let run = RunDir::new(opts.output_dir()?);
     let device = opts.device.device()?.autodiff();
     if matches!(opts.device, DeviceChoice::Cuda | DeviceChoice::Wgpu) {
-        // The kernels match PyTorch's three iterations on jit, but on lavapipe's
-        // Vulkan only the first (tests/gpu_path.rs), and no GPU has run them
-        // yet (BENCHMARKS.md, GPU).
+        // The kernels match PyTorch on jit and on lavapipe's Vulkan
+        // (tests/gpu_path.rs), but no GPU has run them yet (BENCHMARKS.md, GPU).
         on_event(Event::Warning(
             "training on a GPU has not been checked against PyTorch on real hardware yet; \
              scripts/gpu-check.sh does that check"

@@ -218,7 +218,11 @@ fn bilinear(image: Tensor<4>, x: Tensor<4>, y: Tensor<4>, h: usize, w: usize) ->
     // grid_sample's coordinates with align_corners: -1 and 1 at the centres of the end pixels.
     let gx = x.mul_scalar(2.0 / (w.max(2) - 1) as f32).sub_scalar(1.0);
     let gy = y.mul_scalar(2.0 / (h.max(2) - 1) as f32).sub_scalar(1.0);
-    let grid = Tensor::cat(vec![gx, gy], 1).permute([0, 2, 3, 1]);
+    // `[1, H, W, 2]` made with x and y side by side in memory: burn-cubecl
+    // 0.22.1's grid_sample reads y at x's index + 1 whatever the strides,
+    // so a permuted grid gave wrong samples on jit, wgpu and cuda.
+    let side_by_side = |g: Tensor<4>| g.reshape([1, h, w, 1]);
+    let grid = Tensor::cat(vec![side_by_side(gx), side_by_side(gy)], 3);
     let options = GridSampleOptions::new(InterpolateMode::Bilinear).with_padding_mode(GridSamplePaddingMode::Border).with_align_corners(true);
     image.grid_sample_2d(grid, options)
 }

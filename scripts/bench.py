@@ -11,10 +11,12 @@ PyTorch figures come from `../shared/reference/cyclegan_ref.py time-forward`
 its docstring for why `time-train` is not called directly), from
 scripts/bench_inception.py (pytorch-fid's network) and from
 scripts/reference_cut_timing.py (the official CUT code, $CYCLEGAN_CUT_REPO or
-~/cutrepo). Peak memory is each process's peak resident set, the PyTorch
-runtime included.
+~/cutrepo). Forward cases are also run by onnxruntime (CPU provider, same
+threads) on this tool's own exported file (scripts/bench_onnxruntime.py).
+Peak memory is each process's peak resident set, the PyTorch runtime
+included.
 """
-import argparse, json, os, platform, statistics, subprocess, sys
+import argparse, json, os, platform, re, statistics, subprocess, sys, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -53,6 +55,24 @@ def pytorch(cmd, repeats):
     return row["median_s"], row["peak_rss_mib"]
 
 
+def onnx_file(cyclegan, folder):
+    """A resnet_9blocks generator (ngf 64) as `cyclegan export` writes it: the
+    reference's random generator, imported, then exported."""
+    pth, st, onnx = (os.path.join(folder, f) for f in ("G.pth", "G.safetensors", "G.onnx"))
+    subprocess.run([sys.executable, os.path.join(REF, "cyclegan_ref.py"), "make-g", "--out", pth], check=True)
+    subprocess.run([cyclegan, "import", pth, "--direction", "a2b", "-o", st], check=True, capture_output=True)
+    subprocess.run([cyclegan, "export", "--model", st, "-o", onnx], check=True, capture_output=True)
+    return onnx
+
+
+def onnxruntime(onnx, case, repeats):
+    size, batch = re.fullmatch(r"forward(\d+)(?:x(\d+))?", case).groups()
+    cmd = [sys.executable, os.path.join(HERE, "bench_onnxruntime.py"), "--onnx", onnx, "--size", size,
+           "--batch", batch or "1", "--repeats", str(repeats)]
+    row = json_line(cmd)
+    return row["median_s"], row["peak_rss_mib"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -61,7 +81,9 @@ def main():
     ap.add_argument("--cases", default=",".join(c for c, _ in CASES[:4]))
     a = ap.parse_args()
     wanted = a.cases.split(",")
-    results = {c: {"ours": [], "ours_mem": [], "torch": [], "torch_mem": []} for c in wanted}
+    results = {c: {"ours": [], "ours_mem": [], "torch": [], "torch_mem": [], "ort": [], "ort_mem": []} for c in wanted}
+    tmp = tempfile.TemporaryDirectory()
+    onnx = onnx_file(a.cyclegan, tmp.name) if any(re.fullmatch(r"forward\d+(x\d+)?", c) for c in wanted) else None
     for r in range(a.rounds):
         for case, cmd in CASES:
             if case not in wanted:
@@ -74,19 +96,31 @@ def main():
             results[case]["torch"].append(t)
             if mem is not None:
                 results[case]["torch_mem"].append(mem)
-            print(f"round {r + 1} {case}: ours {ours['median_s']:.3f} s, PyTorch {t:.3f} s", file=sys.stderr)
+            line = f"round {r + 1} {case}: ours {ours['median_s']:.3f} s, PyTorch {t:.3f} s"
+            if onnx and re.fullmatch(r"forward\d+(x\d+)?", case):
+                t, mem = onnxruntime(onnx, case, reps)
+                results[case]["ort"].append(t)
+                results[case]["ort_mem"].append(mem)
+                line += f", onnxruntime {t:.3f} s"
+            print(line, file=sys.stderr)
     import torch
-    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads); {a.rounds} rounds, medians of medians.\n")
-    print("| case | ours (s) | PyTorch (s) | time ratio | ours peak MiB | PyTorch peak MiB | memory ratio |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    import onnxruntime as ort
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+    avx512 = "AVX-512" if "avx512f" in open("/proc/cpuinfo").read() else "no AVX-512"
+    print(f"Machine: {cpu} ({avx512}), {os.cpu_count()} cores; PyTorch {torch.__version__} "
+          f"({torch.get_num_threads()} threads), onnxruntime {ort.__version__}; {a.rounds} rounds, medians of medians.\n")
+    print("| case | ours (s) | PyTorch (s) | onnxruntime (s) | ours / PyTorch | ours / onnxruntime "
+          "| ours peak MiB | PyTorch peak MiB | memory ratio |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for case in wanted:
         r = results[case]
         o, t = statistics.median(r["ours"]), statistics.median(r["torch"])
+        ort_s = f"{statistics.median(r['ort']):.3f} | " if r["ort"] else "- | "
+        ort_ratio = f"{o / statistics.median(r['ort']):.2f}" if r["ort"] else "-"
         om = statistics.median(r["ours_mem"])
         tm = statistics.median(r["torch_mem"]) if r["torch_mem"] else None
         mem = f"{tm:.0f} | {om / tm:.2f}" if tm else "- | -"
-        print(f"| {case} | {o:.3f} | {t:.3f} | {o / t:.2f} | {om:.0f} | {mem} |")
+        print(f"| {case} | {o:.3f} | {t:.3f} | {ort_s}{o / t:.2f} | {ort_ratio} | {om:.0f} | {mem} |")
 
 
 if __name__ == "__main__":

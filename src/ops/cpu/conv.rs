@@ -41,7 +41,8 @@ pub fn forward(x: &[f32], xs: Nchw, w: &[f32], co: usize, bias: Option<&[f32]>, 
     assert_eq!(x.len(), xs.len());
     assert_eq!(w.len(), co * xs.c * g.k * g.k);
     let mut y = match method(xs.c, co, g) {
-        Method::Winograd => winograd::conv3x3(x, xs, w, co, g.pad),
+        // the output transform adds the bias while the tile is in registers
+        Method::Winograd => return (winograd::conv3x3(x, xs, w, co, bias, g.pad), ys),
         Method::Direct => direct::conv(x, xs, w, co, g),
         Method::Gemm => gemm_forward(x, xs, w, co, g, ys),
     };
@@ -117,6 +118,7 @@ pub fn backward_weight(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, g: Geometry) -
     assert_eq!(x.len(), xs.len());
     assert_eq!(dy.len(), ys.len());
     match method(xs.c, ys.c, g) {
+        Method::Winograd => winograd::weight_grad3x3(x, xs, dy, ys, g.pad),
         Method::Direct => direct::weight_grad(x, xs, dy, ys, g),
         _ => gemm_backward_weight(x, xs, dy, ys, g),
     }
@@ -372,6 +374,9 @@ pub(crate) mod tests {
     fn winograd_3x3() {
         check(Nchw::new(2, 16, 9, 7), 17, Geometry::new(3, 1, 0), Method::Winograd);
         check(Nchw::new(1, 20, 6, 8), 16, Geometry::new(3, 1, 1), Method::Winograd);
+        // large enough (256 output tiles of 4x4) for F(4x4, 3x3) in all three passes
+        assert!(winograd::large(1, 64, 64) && !winograd::large(1, 60, 64));
+        check(Nchw::new(1, 16, 66, 66), 16, Geometry::new(3, 1, 0), Method::Winograd);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! contiguous NCHW `f32` slices. Each has a test against a naive version.
 //!
 //! - [`conv`]: convolution forward, input gradient and weight gradient, with
-//!   the cheapest of three methods for each shape: Winograd F(2x2, 3x3) for
-//!   3x3 stride-1 convs (2.25x fewer multiplications than direct; the ResNet
+//!   the cheapest of three methods for each shape: Winograd ([`winograd`],
+//!   F(4x4, 3x3) or F(2x2, 3x3) by size) for 3x3 stride-1 convs, all three
+//!   passes (4x or 2.25x fewer multiplications than direct; the ResNet
 //!   blocks), direct loops for layers with few channels (the 7x7 stem and
 //!   head, where im2col + GEMM wastes most of its work), and im2col + GEMM
 //!   for the rest.
@@ -21,7 +22,7 @@ pub mod norm;
 pub mod pad;
 pub mod pool;
 mod scratch;
-mod winograd;
+pub mod winograd;
 mod direct;
 
 /// Items per parallel task, so that each task does at least ~32K values of

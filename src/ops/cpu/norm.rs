@@ -1,9 +1,54 @@
 //! Instance normalisation (no affine, biased variance, `eps` inside the
 //! root), forward and backward each in one pass over the data.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::min_len;
+
+/// `sum f(a[i], b[i])` in f64, in eight interleaved partial sums: one running
+/// sum is a chain of dependent additions (about 4 cycles per value), which
+/// made instance norm 9 % of a generator forward; eight let the additions
+/// overlap and vectorise, with the same f64 precision.
+#[inline(always)]
+fn sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f64) -> f64 {
+    const K: usize = 8;
+    let mut acc = [0f64; K];
+    let (ca, cb) = (a.chunks_exact(K), b.chunks_exact(K));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for j in 0..K {
+            acc[j] += f(x[j], y[j]);
+        }
+    }
+    acc.iter().sum::<f64>() + ra.iter().zip(rb).map(|(x, y)| f(*x, *y)).sum::<f64>()
+}
+
+/// Normalise one plane into `out`; returns its `1 / std`.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
+fn normalize_plane(src: &[f32], out: &mut [f32], eps: f64) -> f32 {
+    let n = src.len() as f64;
+    let mean = sum2(src, src, |v, _| v as f64) / n;
+    let var = sum2(src, src, |v, _| (v as f64 - mean) * (v as f64 - mean)) / n;
+    let rstd = 1.0 / (var + eps).sqrt();
+    let (m, r) = (mean as f32, rstd as f32);
+    for (o, s) in out.iter_mut().zip(src) {
+        *o = (s - m) * r;
+    }
+    r
+}
+
+/// One plane's input gradient into `out`.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
+fn backward_plane(g: &[f32], y: &[f32], rstd: f32, out: &mut [f32]) {
+    let n = g.len() as f64;
+    let mean_g = sum2(g, g, |a, _| a as f64) / n;
+    let mean_gy = sum2(g, y, |a, b| a as f64 * b as f64) / n;
+    let (mg, mgy) = (mean_g as f32, mean_gy as f32);
+    for ((o, a), b) in out.iter_mut().zip(g).zip(y) {
+        *o = rstd * (a - mg - b * mgy);
+    }
+}
 
 /// Normalise each plane of `plane` elements; returns the output and each plane's `1 / std`.
 pub fn forward(x: &[f32], plane: usize, eps: f64) -> (Vec<f32>, Vec<f32>) {
@@ -12,17 +57,7 @@ pub fn forward(x: &[f32], plane: usize, eps: f64) -> (Vec<f32>, Vec<f32>) {
         .par_chunks_mut(plane)
         .zip(x.par_chunks(plane))
         .with_min_len(min_len(plane))
-        .map(|(out, src)| {
-            let n = src.len() as f64;
-            let mean = src.iter().map(|v| *v as f64).sum::<f64>() / n;
-            let var = src.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n;
-            let rstd = 1.0 / (var + eps).sqrt();
-            let (m, r) = (mean as f32, rstd as f32);
-            for (o, s) in out.iter_mut().zip(src) {
-                *o = (s - m) * r;
-            }
-            r
-        })
+        .map(|(out, src)| normalize_plane(src, out, eps))
         .collect();
     (y, rstd)
 }
@@ -31,15 +66,7 @@ pub fn forward(x: &[f32], plane: usize, eps: f64) -> (Vec<f32>, Vec<f32>) {
 pub fn backward(dy: &[f32], y: &[f32], rstd: &[f32], plane: usize) -> Vec<f32> {
     let mut dx = vec![0f32; dy.len()];
     dx.par_chunks_mut(plane).zip(dy.par_chunks(plane).zip(y.par_chunks(plane))).with_min_len(min_len(plane)).enumerate().for_each(
-        |(i, (out, (g, yy)))| {
-            let n = g.len() as f64;
-            let mean_g = g.iter().map(|v| *v as f64).sum::<f64>() / n;
-            let mean_gy = g.iter().zip(yy).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() / n;
-            let (mg, mgy, r) = (mean_g as f32, mean_gy as f32, rstd[i]);
-            for ((o, a), b) in out.iter_mut().zip(g).zip(yy) {
-                *o = r * (a - mg - b * mgy);
-            }
-        },
+        |(i, (out, (g, yy)))| backward_plane(g, yy, rstd[i], out),
     );
     dx
 }

@@ -1,11 +1,15 @@
-//! Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray 2016): each 2x2
-//! output tile of a 3x3 stride-1 convolution from a 4x4 input tile with 16
-//! multiplications per input channel instead of 36. Input tiles and filters
-//! are transformed (`V = B^T d B`, `U = G g G^T`), the products summed over
-//! input channels become 16 matrix multiplies `M = U V`, and each output
-//! tile is `A^T M A`. The transforms' coefficients are 0, +-1 and 1/2, so
-//! the rounding stays close to that of a direct convolution (the larger
-//! F(4x4, 3x3) would save more work but loses about two digits).
+//! Winograd's minimal filtering F(m x m, 3x3) (Lavin & Gray 2016) for 3x3
+//! stride-1 convolutions: each m x m output tile from an (m+2) x (m+2) input
+//! tile. Input tiles and filters are transformed (`V = B^T d B`,
+//! `U = G g G^T`), the products summed over input channels become (m+2)^2
+//! matrix multiplies `M = U V`, and each output tile is `A^T M A`.
+//!
+//! Two tile sizes, [`F2`] (F(2x2, 3x3): 16 multiplications per 4 outputs
+//! instead of 36, coefficients 0, +-1, 1/2) and [`F4`] (F(4x4, 3x3): 36 per
+//! 16 instead of 144, coefficients up to 8 and 1/24, so about ten times the
+//! rounding: 1e-5 of the output's scale against 1e-6, still far inside one
+//! 8-bit level); [`conv3x3`] and [`weight_grad3x3`] pick by size, F4 where
+//! its matrix products are large enough to run at speed (BENCHMARKS.md).
 
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -14,77 +18,352 @@ use super::{Nchw, min_len};
 use super::gemm::{Mat, Threads, matmul};
 use super::scratch::Scratch;
 
-const TILE: usize = 2; // output tile side
-const N: usize = 16; // transformed tile elements
+/// Tiles transformed together (one AVX register of f32).
+const LANES: usize = 8;
+type Lanes = [f32; LANES];
+/// The largest input tile side of the variants below.
+const MAX_A: usize = 6;
 
-/// `y = conv3x3(x, w)` with zero padding `pad` (0, 1 or 2) and stride 1.
-pub fn conv3x3(x: &[f32], xs: Nchw, w: &[f32], co: usize, pad: usize) -> Vec<f32> {
-    let ci = xs.c;
+/// One Winograd variant: its output tile side `M`, input tile side `A = M + 2`
+/// and the 1-D transforms, applied along rows and then columns. Arrays are
+/// `MAX_A` long; only the first `A` (or `M`) entries mean anything.
+pub trait Tile {
+    const M: usize;
+    const A: usize = Self::M + 2;
+    /// `B^T d` for `A` values per lane.
+    fn input(d: &[Lanes; MAX_A]) -> [Lanes; MAX_A];
+    /// `A^T m`: `M` values from `A` per lane.
+    fn output(m: &[Lanes; MAX_A]) -> [Lanes; MAX_A];
+    /// `G g`: `A` values from a filter's 3.
+    fn filter(g: [f32; 3]) -> [f32; MAX_A];
+    /// `A v`: `A` values from `M` per lane (the weight gradient's transform
+    /// of an output-gradient tile).
+    fn grad_tile(v: &[Lanes; MAX_A]) -> [Lanes; MAX_A];
+    /// `G^T m`: a filter's 3 values from `A` (the weight gradient's output).
+    fn grad_filter(m: &[f32; MAX_A]) -> [f32; 3];
+}
+
+/// F(2x2, 3x3).
+pub struct F2;
+/// F(4x4, 3x3), with the interpolation points 0, +-1, +-2 (and infinity).
+pub struct F4;
+
+/// `f(j)` for every lane `j`.
+#[inline(always)]
+fn lanes(f: impl Fn(usize) -> f32) -> Lanes {
+    std::array::from_fn(f)
+}
+
+impl Tile for F2 {
+    const M: usize = 2;
+
+    #[inline(always)]
+    fn input(d: &[Lanes; MAX_A]) -> [Lanes; MAX_A] {
+        // B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]
+        let mut t = [[0f32; LANES]; MAX_A];
+        t[0] = lanes(|j| d[0][j] - d[2][j]);
+        t[1] = lanes(|j| d[1][j] + d[2][j]);
+        t[2] = lanes(|j| d[2][j] - d[1][j]);
+        t[3] = lanes(|j| d[1][j] - d[3][j]);
+        t
+    }
+
+    #[inline(always)]
+    fn output(m: &[Lanes; MAX_A]) -> [Lanes; MAX_A] {
+        // A^T = [[1,1,1,0],[0,1,-1,-1]]
+        let mut o = [[0f32; LANES]; MAX_A];
+        o[0] = lanes(|j| m[0][j] + m[1][j] + m[2][j]);
+        o[1] = lanes(|j| m[1][j] - m[2][j] - m[3][j]);
+        o
+    }
+
+    #[inline(always)]
+    fn filter([a, b, c]: [f32; 3]) -> [f32; MAX_A] {
+        // G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]]
+        [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c, 0.0, 0.0]
+    }
+
+    #[inline(always)]
+    fn grad_tile(v: &[Lanes; MAX_A]) -> [Lanes; MAX_A] {
+        let mut t = [[0f32; LANES]; MAX_A];
+        t[0] = v[0];
+        t[1] = lanes(|j| v[0][j] + v[1][j]);
+        t[2] = lanes(|j| v[0][j] - v[1][j]);
+        t[3] = lanes(|j| -v[1][j]);
+        t
+    }
+
+    #[inline(always)]
+    fn grad_filter(m: &[f32; MAX_A]) -> [f32; 3] {
+        [m[0] + 0.5 * (m[1] + m[2]), 0.5 * (m[1] - m[2]), 0.5 * (m[1] + m[2]) + m[3]]
+    }
+}
+
+impl Tile for F4 {
+    const M: usize = 4;
+
+    #[inline(always)]
+    fn input(d: &[Lanes; MAX_A]) -> [Lanes; MAX_A] {
+        // B^T = [[4,0,-5,0,1,0],[0,-4,-4,1,1,0],[0,4,-4,-1,1,0],
+        //        [0,-2,-1,2,1,0],[0,2,-1,-2,1,0],[0,4,0,-5,0,1]]
+        let mut t = [[0f32; LANES]; MAX_A];
+        t[0] = lanes(|j| 4.0 * d[0][j] - 5.0 * d[2][j] + d[4][j]);
+        t[1] = lanes(|j| d[3][j] + d[4][j] - 4.0 * (d[1][j] + d[2][j]));
+        t[2] = lanes(|j| d[4][j] - d[3][j] + 4.0 * (d[1][j] - d[2][j]));
+        t[3] = lanes(|j| d[4][j] - d[2][j] + 2.0 * (d[3][j] - d[1][j]));
+        t[4] = lanes(|j| d[4][j] - d[2][j] + 2.0 * (d[1][j] - d[3][j]));
+        t[5] = lanes(|j| 4.0 * d[1][j] - 5.0 * d[3][j] + d[5][j]);
+        t
+    }
+
+    #[inline(always)]
+    fn output(m: &[Lanes; MAX_A]) -> [Lanes; MAX_A] {
+        // A^T = [[1,1,1,1,1,0],[0,1,-1,2,-2,0],[0,1,1,4,4,0],[0,1,-1,8,-8,1]]
+        let mut o = [[0f32; LANES]; MAX_A];
+        for j in 0..LANES {
+            let (p12, m12) = (m[1][j] + m[2][j], m[1][j] - m[2][j]);
+            let (p34, m34) = (m[3][j] + m[4][j], m[3][j] - m[4][j]);
+            o[0][j] = m[0][j] + p12 + p34;
+            o[1][j] = m12 + 2.0 * m34;
+            o[2][j] = p12 + 4.0 * p34;
+            o[3][j] = m12 + 8.0 * m34 + m[5][j];
+        }
+        o
+    }
+
+    #[inline(always)]
+    fn filter([a, b, c]: [f32; 3]) -> [f32; MAX_A] {
+        // G = [[1/4,0,0],[-1/6,-1/6,-1/6],[-1/6,1/6,-1/6],[1/24,1/12,1/6],[1/24,-1/12,1/6],[0,0,1]]
+        [
+            a / 4.0,
+            -(a + b + c) / 6.0,
+            -(a - b + c) / 6.0,
+            a / 24.0 + b / 12.0 + c / 6.0,
+            a / 24.0 - b / 12.0 + c / 6.0,
+            c,
+        ]
+    }
+
+    #[inline(always)]
+    fn grad_tile(v: &[Lanes; MAX_A]) -> [Lanes; MAX_A] {
+        // A = (A^T)^T: rows [1,0,0,0],[1,1,1,1],[1,-1,1,-1],[1,2,4,8],[1,-2,4,-8],[0,0,0,1]
+        let mut t = [[0f32; LANES]; MAX_A];
+        for j in 0..LANES {
+            let (p02, p13) = (v[0][j] + v[2][j], v[1][j] + v[3][j]);
+            let (q02, q13) = (v[0][j] + 4.0 * v[2][j], 2.0 * v[1][j] + 8.0 * v[3][j]);
+            t[0][j] = v[0][j];
+            t[1][j] = p02 + p13;
+            t[2][j] = p02 - p13;
+            t[3][j] = q02 + q13;
+            t[4][j] = q02 - q13;
+            t[5][j] = v[3][j];
+        }
+        t
+    }
+
+    #[inline(always)]
+    fn grad_filter(m: &[f32; MAX_A]) -> [f32; 3] {
+        // G^T, G as in `filter`
+        let (p12, m12) = (m[1] + m[2], m[1] - m[2]);
+        let (p34, m34) = (m[3] + m[4], m[3] - m[4]);
+        [m[0] / 4.0 - p12 / 6.0 + p34 / 24.0, -m12 / 6.0 + m34 / 12.0, -p12 / 6.0 + p34 / 6.0 + m[5]]
+    }
+}
+
+/// `y = conv3x3(x, w) + bias` with zero padding `pad` (0, 1 or 2) and stride 1.
+pub fn conv3x3(x: &[f32], xs: Nchw, w: &[f32], co: usize, bias: Option<&[f32]>, pad: usize) -> Vec<f32> {
     let (oh, ow) = (xs.h + 2 * pad - 2, xs.w + 2 * pad - 2);
-    let (th, tw) = (oh.div_ceil(TILE), ow.div_ceil(TILE));
+    if large(xs.n, oh, ow) { conv3x3_with::<F4>(x, xs, w, co, bias, pad) } else { conv3x3_with::<F2>(x, xs, w, co, bias, pad) }
+}
+
+/// F4 tiles from which F4 beats F2: its multiplies are (A^2 = 36) matrix
+/// products with one side this long, and below 256 (a 64x64 output) they are
+/// too small to run at speed. Measured on 256 channels (AMD Zen 4): forward
+/// at 64x64 F4 12.5 ms against F2 17.5-21, at 32x32 4.8 against 4.1; weight
+/// gradient at 64x64 14 against 17-18, at 32x32 6.6-9.7 against 4.4-4.9.
+const F4_MIN_TILES: usize = 256;
+
+pub(super) fn large(n: usize, oh: usize, ow: usize) -> bool {
+    n * oh.div_ceil(4) * ow.div_ceil(4) >= F4_MIN_TILES
+}
+
+/// [`conv3x3`] with the variant `T`.
+pub fn conv3x3_with<T: Tile>(x: &[f32], xs: Nchw, w: &[f32], co: usize, bias: Option<&[f32]>, pad: usize) -> Vec<f32> {
+    let ci = xs.c;
+    let n = T::A * T::A; // transformed tile elements
+    let (oh, ow) = (xs.h + 2 * pad - 2, xs.w + 2 * pad - 2);
+    let (th, tw) = (oh.div_ceil(T::M), ow.div_ceil(T::M));
     let tiles_per_image = th * tw;
     let t_all = xs.n * tiles_per_image;
 
-    // U[o][i][xi]: read by the multiplies below with a stride of 16.
-    let mut u = vec![0f32; co * ci * N];
-    u.par_chunks_mut(N).zip(w.par_chunks(9)).with_min_len(min_len(N * 4)).for_each(|(dst, g)| dst.copy_from_slice(&filter_transform(g)));
+    // U[o][i][xi]: read by the multiplies below with a stride of n.
+    let mut u = vec![0f32; co * ci * n];
+    u.par_chunks_mut(n).zip(w.par_chunks(9)).with_min_len(min_len(n * 4)).for_each(|(dst, g)| filter_transform::<T>(g, dst));
 
     // V[i][xi][t]
-    let mut v = Scratch::take(ci * N * t_all);
-    v.par_chunks_mut(N * t_all).with_min_len(min_len(N * t_all)).enumerate().for_each(|(i, vi)| {
+    let mut v = Scratch::take(ci * n * t_all);
+    v.par_chunks_mut(n * t_all).with_min_len(min_len(n * t_all)).enumerate().for_each(|(i, vi)| {
         for b in 0..xs.n {
             let plane = &x[(b * ci + i) * xs.plane()..(b * ci + i + 1) * xs.plane()];
-            input_transform_plane(plane, xs.h, xs.w, pad, th, tw, vi, t_all, b * tiles_per_image);
+            input_transform_plane::<T>(plane, xs.h, xs.w, pad, th, tw, vi, t_all, b * tiles_per_image);
         }
     });
 
     // M[xi][o][t] = U[.][.][xi] (co x ci) * V[.][xi][.] (ci x T)
-    let mut m = Scratch::take(N * co * t_all);
+    let mut m = Scratch::take(n * co * t_all);
     m.par_chunks_mut(co * t_all).with_min_len(min_len(co * t_all * ci / 8)).enumerate().for_each(|(xi, mx)| {
-        let ux = Mat { data: &u[xi..], rs: ci * N, cs: N };
-        let vx = Mat { data: &v[xi * t_all..], rs: N * t_all, cs: 1 };
+        let ux = Mat { data: &u[xi..], rs: ci * n, cs: n };
+        let vx = Mat { data: &v[xi * t_all..], rs: n * t_all, cs: 1 };
         matmul(co, t_all, ci, ux, vx, mx, false, Threads::One);
     });
 
-    // y[b][o] = A^T M A per tile
+    // y[b][o] = A^T M A per tile, plus the bias
     let mut y = vec![0f32; xs.n * co * oh * ow];
     y.par_chunks_mut(oh * ow).with_min_len(min_len(oh * ow * 4)).enumerate().for_each(|(plane, out)| {
         let (b, o) = (plane / co, plane % co);
         let base = o * t_all + b * tiles_per_image;
-        output_transform_plane(&m, co * t_all, base, th, tw, oh, ow, out);
+        let add = bias.map_or(0.0, |bias| bias[o]);
+        output_transform_plane::<T>(&m, co * t_all, base, th, tw, oh, ow, add, out);
     });
     y
 }
 
-/// `G g G^T` for a 3x3 filter `g`, G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]].
-fn filter_transform(g: &[f32]) -> [f32; N] {
-    let mut t = [[0f32; 3]; 4]; // G g
-    for c in 0..3 {
-        let (a, b, d) = (g[c], g[3 + c], g[6 + c]);
-        t[0][c] = a;
-        t[1][c] = 0.5 * (a + b + d);
-        t[2][c] = 0.5 * (a - b + d);
-        t[3][c] = d;
-    }
-    let mut u = [0f32; N];
-    for r in 0..4 {
-        let (a, b, d) = (t[r][0], t[r][1], t[r][2]);
-        u[r * 4] = a;
-        u[r * 4 + 1] = 0.5 * (a + b + d);
-        u[r * 4 + 2] = 0.5 * (a - b + d);
-        u[r * 4 + 3] = d;
-    }
-    u
+/// The gradient of [`conv3x3`]'s weight `[co, ci, 3, 3]`, given its input
+/// `x` and the gradient `dy` of its output. Summed over positions
+/// `dw = sum_p dy[p] x[p + k]` is itself a convolution, of `x` with `dy` as
+/// the filter: per tile `G^T [(A dy A^T) . (B^T x B)] G` (Lavin & Gray, with
+/// the roles of the transforms swapped), the sum over tiles and batch one
+/// matrix multiply per transformed element, like the forward's.
+pub fn weight_grad3x3(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, pad: usize) -> Vec<f32> {
+    if large(ys.n, ys.h, ys.w) { weight_grad3x3_with::<F4>(x, xs, dy, ys, pad) } else { weight_grad3x3_with::<F2>(x, xs, dy, ys, pad) }
 }
 
-/// Tiles transformed together (one AVX register of f32).
-const LANES: usize = 8;
+/// [`weight_grad3x3`] with the variant `T`.
+pub fn weight_grad3x3_with<T: Tile>(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, pad: usize) -> Vec<f32> {
+    let (ci, co) = (xs.c, ys.c);
+    let n = T::A * T::A;
+    let (th, tw) = (ys.h.div_ceil(T::M), ys.w.div_ceil(T::M));
+    let tiles_per_image = th * tw;
+    let t_all = xs.n * tiles_per_image;
 
-/// Transform every 4x4 input tile of one channel plane into `vi[xi * t_all + t]`,
-/// eight horizontally adjacent tiles at a time.
+    // V[i][xi][t], as in the forward
+    let mut v = Scratch::take(ci * n * t_all);
+    v.par_chunks_mut(n * t_all).with_min_len(min_len(n * t_all)).enumerate().for_each(|(i, vi)| {
+        for b in 0..xs.n {
+            let plane = &x[(b * ci + i) * xs.plane()..(b * ci + i + 1) * xs.plane()];
+            input_transform_plane::<T>(plane, xs.h, xs.w, pad, th, tw, vi, t_all, b * tiles_per_image);
+        }
+    });
+    // Y[o][xi][t] = A dy A^T per output-gradient tile
+    let mut yt = Scratch::take(co * n * t_all);
+    yt.par_chunks_mut(n * t_all).with_min_len(min_len(n * t_all)).enumerate().for_each(|(o, yo)| {
+        for b in 0..ys.n {
+            let plane = &dy[(b * co + o) * ys.plane()..(b * co + o + 1) * ys.plane()];
+            grad_transform_plane::<T>(plane, ys.h, ys.w, th, tw, yo, t_all, b * tiles_per_image);
+        }
+    });
+    // M[xi][o][i] = Y[o][xi][.] (co x T) * V[i][xi][.]^T (T x ci)
+    let mut m = Scratch::take(n * co * ci);
+    m.par_chunks_mut(co * ci).with_min_len(min_len(co * ci * t_all / 8)).enumerate().for_each(|(xi, mx)| {
+        let yx = Mat { data: &yt[xi * t_all..], rs: n * t_all, cs: 1 };
+        let vx = Mat { data: &v[xi * t_all..], rs: 1, cs: n * t_all };
+        matmul(co, ci, t_all, yx, vx, mx, false, Threads::One);
+    });
+    // dw[o][i] = G^T M G
+    let mut dw = vec![0f32; co * ci * 9];
+    dw.par_chunks_mut(9).with_min_len(min_len(9 * n)).enumerate().for_each(|(oi, out)| {
+        let mut cols = [[0f32; 3]; MAX_A]; // G^T M, by column
+        for (c, col) in cols.iter_mut().enumerate().take(T::A) {
+            *col = T::grad_filter(&std::array::from_fn(|r| if r < T::A { m[(r * T::A + c) * co * ci + oi] } else { 0.0 }));
+        }
+        for k in 0..3 {
+            let row = T::grad_filter(&std::array::from_fn(|c| cols[c][k]));
+            out[k * 3..k * 3 + 3].copy_from_slice(&row);
+        }
+    });
+    dw
+}
+
+/// `A dy A^T` for every `M x M` tile of one output-gradient plane (zero
+/// beyond its edges) into `yo[xi * t_all + t]`, `LANES` tiles at a time.
 #[allow(clippy::too_many_arguments)]
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
-fn input_transform_plane(
+fn grad_transform_plane<T: Tile>(plane: &[f32], h: usize, w: usize, th: usize, tw: usize, yo: &mut [f32], t_all: usize, t0: usize) {
+    let mut row = [0f32; 4 * LANES];
+    // Work arrays live across tiles: zeroing them per group of tiles was a
+    // call to memset each time (6 % of a training step).
+    // d[c][r][j]: element (r, c) of tile tx + j, by column
+    let mut d = [[[0f32; LANES]; MAX_A]; MAX_A];
+    let mut t = [[[0f32; LANES]; MAX_A]; MAX_A]; // t[r][c]
+    for ty in 0..th {
+        let mut tx = 0;
+        while tx < tw {
+            let lanes = LANES.min(tw - tx);
+            let x0 = tx * T::M;
+            let span = T::M * LANES;
+            for r in 0..T::M {
+                let yy = ty * T::M + r;
+                if yy >= h {
+                    for dc in d.iter_mut().take(T::M) {
+                        dc[r] = [0.0; LANES];
+                    }
+                    continue;
+                }
+                let line = &plane[yy * w..(yy + 1) * w];
+                let row = &mut row[..span];
+                let have = span.min(w - x0);
+                row[..have].copy_from_slice(&line[x0..x0 + have]);
+                row[have..].fill(0.0);
+                for (c, dc) in d.iter_mut().enumerate().take(T::M) {
+                    for j in 0..LANES {
+                        dc[r][j] = row[T::M * j + c];
+                    }
+                }
+            }
+            for c in 0..T::M {
+                let col = T::grad_tile(&d[c]);
+                for r in 0..T::A {
+                    t[r][c] = col[r];
+                }
+            }
+            let t_index = t0 + ty * tw + tx;
+            for (r, tr) in t.iter().enumerate().take(T::A) {
+                let out = T::grad_tile(tr);
+                for (c, o) in out.iter().enumerate().take(T::A) {
+                    store(yo, (r * T::A + c) * t_all + t_index, o, lanes);
+                }
+            }
+            tx += lanes;
+        }
+    }
+}
+
+/// `G g G^T` for a 3x3 filter `g` into `u` (`A * A` values, row-major).
+fn filter_transform<T: Tile>(g: &[f32], u: &mut [f32]) {
+    let cols: [[f32; MAX_A]; 3] = std::array::from_fn(|c| T::filter([g[c], g[3 + c], g[6 + c]])); // G g, by column
+    for r in 0..T::A {
+        let row = T::filter([cols[0][r], cols[1][r], cols[2][r]]);
+        u[r * T::A..(r + 1) * T::A].copy_from_slice(&row[..T::A]);
+    }
+}
+
+/// `dst[at..at + lanes] = v[..lanes]`, with a constant length for whole
+/// groups: a variable-length copy is a call to memmove (7 % of a generator
+/// forward when every store went that way).
+#[inline(always)]
+fn store(dst: &mut [f32], at: usize, v: &Lanes, lanes: usize) {
+    if lanes == LANES {
+        dst[at..at + LANES].copy_from_slice(v);
+    } else {
+        dst[at..at + lanes].copy_from_slice(&v[..lanes]);
+    }
+}
+
+/// Transform every input tile of one channel plane into `vi[xi * t_all + t]`,
+/// `LANES` horizontally adjacent tiles at a time.
+#[allow(clippy::too_many_arguments)]
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
+fn input_transform_plane<T: Tile>(
     plane: &[f32],
     h: usize,
     w: usize,
@@ -95,63 +374,55 @@ fn input_transform_plane(
     t_all: usize,
     t0: usize,
 ) {
-    // A row of the padded plane, long enough for LANES tiles: 2 * LANES + 2 values.
-    const SPAN: usize = 2 * LANES + 2;
+    // A row of the padded plane, long enough for LANES tiles.
+    let span = T::M * LANES + 2;
+    let mut row = [0f32; 4 * LANES + 2];
+    // Work arrays live across tiles (see `grad_transform_plane`).
+    // d[c][r][j]: element (r, c) of tile tx + j, by column
+    let mut d = [[[0f32; LANES]; MAX_A]; MAX_A];
+    let mut t = [[[0f32; LANES]; MAX_A]; MAX_A]; // t[r][c]
     for ty in 0..th {
-        let y0 = (ty * TILE) as isize - pad as isize;
+        let y0 = (ty * T::M) as isize - pad as isize;
         let mut tx = 0;
         while tx < tw {
             let lanes = LANES.min(tw - tx);
-            let x0 = (tx * TILE) as isize - pad as isize;
-            // d[r][c][j]: element (r, c) of tile tx + j
-            let mut d = [[[0f32; LANES]; 4]; 4];
-            for (r, dr) in d.iter_mut().enumerate() {
+            let x0 = (tx * T::M) as isize - pad as isize;
+            for r in 0..T::A {
                 let yy = y0 + r as isize;
                 if yy < 0 || yy >= h as isize {
+                    for dc in d.iter_mut().take(T::A) {
+                        dc[r] = [0.0; LANES];
+                    }
                     continue;
                 }
                 let line = &plane[yy as usize * w..(yy as usize + 1) * w];
-                let mut row = [0f32; SPAN];
-                if x0 >= 0 && x0 as usize + SPAN <= w {
-                    row.copy_from_slice(&line[x0 as usize..x0 as usize + SPAN]);
+                let row = &mut row[..span];
+                if x0 >= 0 && x0 as usize + span <= w {
+                    row.copy_from_slice(&line[x0 as usize..x0 as usize + span]);
                 } else {
                     for (k, v) in row.iter_mut().enumerate() {
                         let xx = x0 + k as isize;
-                        if xx >= 0 && xx < w as isize {
-                            *v = line[xx as usize];
-                        }
+                        *v = if xx >= 0 && xx < w as isize { line[xx as usize] } else { 0.0 };
                     }
                 }
-                for (c, dc) in dr.iter_mut().enumerate() {
-                    for (j, v) in dc.iter_mut().enumerate() {
-                        *v = row[2 * j + c];
+                for (c, dc) in d.iter_mut().enumerate().take(T::A) {
+                    for j in 0..LANES {
+                        dc[r][j] = row[T::M * j + c];
                     }
                 }
             }
-            // B^T d (rows), then (B^T d) B (columns), B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]
-            let mut t = [[[0f32; LANES]; 4]; 4];
-            for c in 0..4 {
-                for j in 0..LANES {
-                    let (d0, d1, d2, d3) = (d[0][c][j], d[1][c][j], d[2][c][j], d[3][c][j]);
-                    t[0][c][j] = d0 - d2;
-                    t[1][c][j] = d1 + d2;
-                    t[2][c][j] = d2 - d1;
-                    t[3][c][j] = d1 - d3;
+            // B^T d (down each column), then (B^T d) B (along each row)
+            for c in 0..T::A {
+                let col = T::input(&d[c]);
+                for r in 0..T::A {
+                    t[r][c] = col[r];
                 }
             }
             let t_index = t0 + ty * tw + tx;
-            for r in 0..4 {
-                let mut out = [[0f32; LANES]; 4];
-                for j in 0..LANES {
-                    let (a, b, c, e) = (t[r][0][j], t[r][1][j], t[r][2][j], t[r][3][j]);
-                    out[0][j] = a - c;
-                    out[1][j] = b + c;
-                    out[2][j] = c - b;
-                    out[3][j] = b - e;
-                }
-                for (c, o) in out.iter().enumerate() {
-                    let at = (r * 4 + c) * t_all + t_index;
-                    vi[at..at + lanes].copy_from_slice(&o[..lanes]);
+            for (r, tr) in t.iter().enumerate().take(T::A) {
+                let out = T::input(tr);
+                for (c, o) in out.iter().enumerate().take(T::A) {
+                    store(vi, (r * T::A + c) * t_all + t_index, o, lanes);
                 }
             }
             tx += lanes;
@@ -159,11 +430,11 @@ fn input_transform_plane(
     }
 }
 
-/// `A^T m A` for every tile of one output plane, A^T = [[1,1,1,0],[0,1,-1,-1]],
-/// eight horizontally adjacent tiles at a time.
+/// `A^T m A + add` for every tile of one output plane, `LANES` horizontally
+/// adjacent tiles at a time.
 #[allow(clippy::too_many_arguments)]
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
-fn output_transform_plane(
+fn output_transform_plane<T: Tile>(
     m: &[f32],
     xi_stride: usize,
     base: usize,
@@ -171,39 +442,117 @@ fn output_transform_plane(
     tw: usize,
     oh: usize,
     ow: usize,
+    add: f32,
     out: &mut [f32],
 ) {
+    let mut line = [0f32; 4 * LANES];
+    // Work arrays live across tiles (see `grad_transform_plane`); lanes past
+    // a short last group hold stale values that are never stored.
+    // e[c][r]: element (r, c) of the transformed tiles, by column
+    let mut e = [[[0f32; LANES]; MAX_A]; MAX_A];
+    let mut s = [[[0f32; LANES]; MAX_A]; MAX_A]; // s[r][c]
     for ty in 0..th {
         let mut tx = 0;
         while tx < tw {
             let lanes = LANES.min(tw - tx);
             let t = base + ty * tw + tx;
-            let mut e = [[0f32; LANES]; N];
-            for (xi, ex) in e.iter_mut().enumerate() {
-                ex[..lanes].copy_from_slice(&m[xi * xi_stride + t..xi * xi_stride + t + lanes]);
-            }
-            let mut s = [[[0f32; LANES]; 4]; 2];
-            for c in 0..4 {
-                for j in 0..LANES {
-                    s[0][c][j] = e[c][j] + e[4 + c][j] + e[8 + c][j];
-                    s[1][c][j] = e[4 + c][j] - e[8 + c][j] - e[12 + c][j];
+            for r in 0..T::A {
+                for (c, ec) in e.iter_mut().enumerate().take(T::A) {
+                    let at = (r * T::A + c) * xi_stride + t;
+                    if lanes == LANES {
+                        ec[r].copy_from_slice(&m[at..at + LANES]);
+                    } else {
+                        ec[r][..lanes].copy_from_slice(&m[at..at + lanes]);
+                    }
                 }
             }
-            for r in 0..2 {
-                let oy = ty * TILE + r;
+            // A^T e (down each column), then (A^T e) A (along each row)
+            for c in 0..T::A {
+                let col = T::output(&e[c]);
+                for r in 0..T::M {
+                    s[r][c] = col[r];
+                }
+            }
+            let ox = tx * T::M;
+            let count = (T::M * lanes).min(ow - ox);
+            for (r, sr) in s.iter().enumerate().take(T::M) {
+                let oy = ty * T::M + r;
                 if oy >= oh {
-                    continue;
+                    break;
                 }
-                let mut pair = [0f32; 2 * LANES];
+                let vals = T::output(sr);
                 for j in 0..LANES {
-                    pair[2 * j] = s[r][0][j] + s[r][1][j] + s[r][2][j];
-                    pair[2 * j + 1] = s[r][1][j] - s[r][2][j] - s[r][3][j];
+                    for q in 0..T::M {
+                        line[T::M * j + q] = vals[q][j] + add;
+                    }
                 }
-                let ox = tx * TILE;
-                let n = (2 * lanes).min(ow - ox);
-                out[oy * ow + ox..oy * ow + ox + n].copy_from_slice(&pair[..n]);
+                if count == T::M * LANES {
+                    // a constant length: vector stores instead of a call to memmove
+                    out[oy * ow + ox..][..T::M * LANES].copy_from_slice(&line[..T::M * LANES]);
+                } else {
+                    out[oy * ow + ox..oy * ow + ox + count].copy_from_slice(&line[..count]);
+                }
             }
             tx += lanes;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::cpu::conv::tests::{close, naive_forward, values};
+    use crate::ops::cpu::Geometry;
+
+    /// Both variants against a naive convolution, with odd sizes (partial
+    /// tiles and partial lane groups), every padding and a bias.
+    #[test]
+    fn both_variants_match_a_naive_convolution() {
+        for (xs, co, pad) in [(Nchw::new(2, 16, 9, 7), 17, 0), (Nchw::new(1, 20, 6, 8), 16, 1), (Nchw::new(1, 16, 21, 37), 16, 2)] {
+            let x = values(xs.len(), 1);
+            let w = values(co * xs.c * 9, 2);
+            let bias = values(co, 3);
+            let ys = Geometry::new(3, 1, pad).out_shape(xs, co);
+            let mut want = naive_forward(&x, xs, &w, co, Geometry::new(3, 1, pad));
+            for (i, v) in want.iter_mut().enumerate() {
+                *v += bias[(i / ys.plane()) % co];
+            }
+            close(&conv3x3_with::<F2>(&x, xs, &w, co, Some(&bias), pad), &want, 1e-5, "F2");
+            close(&conv3x3_with::<F4>(&x, xs, &w, co, Some(&bias), pad), &want, 1e-5, "F4");
+        }
+    }
+
+    /// The weight gradient of both variants against `sum_p dy[p] x[p + k]` in f64.
+    #[test]
+    fn weight_gradients_match_a_naive_sum() {
+        for (xs, co, pad) in [(Nchw::new(2, 16, 9, 7), 17, 0), (Nchw::new(1, 20, 6, 8), 16, 1), (Nchw::new(2, 16, 21, 37), 16, 2)] {
+            let g = Geometry::new(3, 1, pad);
+            let ys = g.out_shape(xs, co);
+            let x = values(xs.len(), 1);
+            let dy = values(ys.len(), 5);
+            let mut want = vec![0f32; co * xs.c * 9];
+            for o in 0..co {
+                for i in 0..xs.c {
+                    for k in 0..9 {
+                        let (ky, kx) = (k / 3, k % 3);
+                        let mut acc = 0f64;
+                        for b in 0..xs.n {
+                            for oy in 0..ys.h {
+                                for ox in 0..ys.w {
+                                    let (iy, ix) = ((oy + ky) as isize - pad as isize, (ox + kx) as isize - pad as isize);
+                                    if iy >= 0 && ix >= 0 && (iy as usize) < xs.h && (ix as usize) < xs.w {
+                                        let xv = x[((b * xs.c + i) * xs.h + iy as usize) * xs.w + ix as usize];
+                                        acc += xv as f64 * dy[((b * co + o) * ys.h + oy) * ys.w + ox] as f64;
+                                    }
+                                }
+                            }
+                        }
+                        want[(o * xs.c + i) * 9 + k] = acc as f32;
+                    }
+                }
+            }
+            close(&weight_grad3x3_with::<F2>(&x, xs, &dy, ys, pad), &want, 1e-5, "F2 weight gradient");
+            close(&weight_grad3x3_with::<F4>(&x, xs, &dy, ys, pad), &want, 1e-5, "F4 weight gradient");
         }
     }
 }

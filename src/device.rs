@@ -135,14 +135,14 @@ impl DeviceChoice {
         match self {
             Self::Cpu => Ok(Device::flex()),
             #[cfg(feature = "cuda")]
-            Self::Cuda => probe("cuda", Device::cuda(0)),
+            Self::Cuda => probe(self, Device::cuda(0)),
             #[cfg(feature = "jit")]
-            Self::Jit => probe("jit", Device::cpu()),
+            Self::Jit => probe(self, Device::cpu()),
             #[cfg(feature = "wgpu")]
-            Self::Wgpu => probe("wgpu", Device::wgpu(Default::default())),
+            Self::Wgpu => probe(self, Device::wgpu(Default::default())),
             #[allow(unreachable_patterns)]
             other => {
-                let name = other.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+                let name = other.name();
                 Err(Unavailable(format!("--device {name} needs a build with `--features {name}`")))
             }
         }
@@ -153,7 +153,7 @@ impl DeviceChoice {
 /// is one line of error here rather than a panic (with backtraces from the
 /// backend's threads) in the middle of the work.
 #[cfg(any(feature = "jit", feature = "cuda", feature = "wgpu"))]
-fn probe(name: &str, device: Device) -> Result<Device, Unavailable> {
+fn probe(choice: DeviceChoice, device: Device) -> Result<Device, Unavailable> {
     use std::sync::{Arc, Mutex};
     let first_panic: Arc<Mutex<Option<String>>> = Arc::default();
     let previous_hook = std::panic::take_hook();
@@ -180,8 +180,8 @@ fn probe(name: &str, device: Device) -> Result<Device, Unavailable> {
             let why = first_panic.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
             // Backend messages run long (cudarc lists every library name it tried).
             let why = why.split(" - ").next().unwrap_or_default().lines().next().unwrap_or_default().to_string();
-            let what = if name == "jit" { "does not run here" } else { "no usable GPU" };
-            Err(Unavailable(format!("--device {name}: {what} ({why})")))
+            let what = if choice == DeviceChoice::Jit { "does not run here" } else { "no usable GPU" };
+            Err(Unavailable(format!("--device {}: {what} ({why})", choice.name())))
         }
     }
 }

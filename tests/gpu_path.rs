@@ -17,7 +17,7 @@ use cyclegan::train::method::Method;
 use serde_json::Value;
 
 use crate::checkpoints::max_pixel_diff;
-use crate::util::{fixture, rel_l2, run, tmp};
+use crate::util::{fixture, floats, rel_l2, run, tmp};
 
 /// The cubecl devices built into this binary that can run here.
 fn cubecl_devices() -> Vec<(DeviceChoice, Device)> {
@@ -227,10 +227,6 @@ struct Probed {
     weight_grads: Vec<(String, Vec<f32>)>,
 }
 
-fn values(t: Tensor<4>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
-}
-
 impl Probe {
     fn tap(&mut self, name: &str, x: Tensor<4>) -> Tensor<4> {
         let z = Tensor::<4>::zeros(x.dims(), &x.device()).require_grad();
@@ -242,7 +238,7 @@ impl Probe {
     /// gates say.
     fn gate(&mut self, x: Tensor<4>, slope: f64) -> Tensor<4> {
         let i = self.inputs.len();
-        self.inputs.push(values(x.clone().inner()));
+        self.inputs.push(floats(&x.clone().inner().into_data()));
         let Some(gates) = &self.gates else { return leaky_relu(x, slope) };
         let open: Vec<f32> = gates[i].iter().map(|v| if *v > 0.0 { 1.0 } else { slope as f32 }).collect();
         x.clone() * Tensor::<4>::from_data(TensorData::new(open, x.dims()), &x.device())
@@ -294,10 +290,10 @@ impl Probe {
         let mut weight_grads = Vec::new();
         g.visit_named("", &mut |key, slot| {
             if let Slot::Weight(w) = slot {
-                weight_grads.push((key, values(w.val().grad(&grads).unwrap())));
+                weight_grads.push((key, floats(&w.val().grad(&grads).unwrap().into_data())));
             }
         });
-        let boundaries = p.taps.into_iter().map(|(name, x, z)| (name, values(x.inner()), values(z.grad(&grads).unwrap()))).collect();
+        let boundaries = p.taps.into_iter().map(|(name, x, z)| (name, floats(&x.inner().into_data()), floats(&z.grad(&grads).unwrap().into_data()))).collect();
         Probed { boundaries, gate_inputs: p.inputs, weight_grads }
     }
 }

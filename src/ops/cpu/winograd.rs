@@ -314,25 +314,9 @@ fn grad_transform_plane<T: Tile>(plane: &[f32], h: usize, w: usize, th: usize, t
                 let have = span.min(w - x0);
                 row[..have].copy_from_slice(&line[x0..x0 + have]);
                 row[have..].fill(0.0);
-                for (c, dc) in d.iter_mut().enumerate().take(T::M) {
-                    for j in 0..LANES {
-                        dc[r][j] = row[T::M * j + c];
-                    }
-                }
+                gather::<T>(&mut d, r, row, T::M);
             }
-            for c in 0..T::M {
-                let col = T::grad_tile(&d[c]);
-                for r in 0..T::A {
-                    t[r][c] = col[r];
-                }
-            }
-            let t_index = t0 + ty * tw + tx;
-            for (r, tr) in t.iter().enumerate().take(T::A) {
-                let out = T::grad_tile(tr);
-                for (c, o) in out.iter().enumerate().take(T::A) {
-                    store(yo, (r * T::A + c) * t_all + t_index, o, lanes);
-                }
-            }
+            transform_2d::<T>(&d, &mut t, T::M, T::grad_tile, yo, t_all, t0 + ty * tw + tx, lanes);
             tx += lanes;
         }
     }
@@ -356,6 +340,46 @@ fn store(dst: &mut [f32], at: usize, v: &Lanes, lanes: usize) {
         dst[at..at + LANES].copy_from_slice(v);
     } else {
         dst[at..at + lanes].copy_from_slice(&v[..lanes]);
+    }
+}
+
+/// Row `r` of `LANES` side-by-side tiles of side `T::M` (plus overlap) from
+/// one line of the plane: `d[c][r][j] = row[T::M * j + c]` for `c < cols`.
+#[inline(always)]
+fn gather<T: Tile>(d: &mut [[Lanes; MAX_A]; MAX_A], r: usize, row: &[f32], cols: usize) {
+    for (c, dc) in d.iter_mut().enumerate().take(cols) {
+        for j in 0..LANES {
+            dc[r][j] = row[T::M * j + c];
+        }
+    }
+}
+
+/// `f` down each of the first `cols` columns of the tiles `d` (`d[c][r]`)
+/// into `t[r][c]`, then along each of the `A` rows of `t`; element
+/// `(r, c)` of tile `t_index + j` goes to `dst[(r * A + c) * t_all + t_index + j]`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn transform_2d<T: Tile>(
+    d: &[[Lanes; MAX_A]; MAX_A],
+    t: &mut [[Lanes; MAX_A]; MAX_A],
+    cols: usize,
+    f: impl Fn(&[Lanes; MAX_A]) -> [Lanes; MAX_A],
+    dst: &mut [f32],
+    t_all: usize,
+    t_index: usize,
+    lanes: usize,
+) {
+    for (c, dc) in d.iter().enumerate().take(cols) {
+        let col = f(dc);
+        for r in 0..T::A {
+            t[r][c] = col[r];
+        }
+    }
+    for (r, tr) in t.iter().enumerate().take(T::A) {
+        let out = f(tr);
+        for (c, o) in out.iter().enumerate().take(T::A) {
+            store(dst, (r * T::A + c) * t_all + t_index, o, lanes);
+        }
     }
 }
 
@@ -405,26 +429,10 @@ fn input_transform_plane<T: Tile>(
                         *v = if xx >= 0 && xx < w as isize { line[xx as usize] } else { 0.0 };
                     }
                 }
-                for (c, dc) in d.iter_mut().enumerate().take(T::A) {
-                    for j in 0..LANES {
-                        dc[r][j] = row[T::M * j + c];
-                    }
-                }
+                gather::<T>(&mut d, r, row, T::A);
             }
             // B^T d (down each column), then (B^T d) B (along each row)
-            for c in 0..T::A {
-                let col = T::input(&d[c]);
-                for r in 0..T::A {
-                    t[r][c] = col[r];
-                }
-            }
-            let t_index = t0 + ty * tw + tx;
-            for (r, tr) in t.iter().enumerate().take(T::A) {
-                let out = T::input(tr);
-                for (c, o) in out.iter().enumerate().take(T::A) {
-                    store(vi, (r * T::A + c) * t_all + t_index, o, lanes);
-                }
-            }
+            transform_2d::<T>(&d, &mut t, T::A, T::input, vi, t_all, t0 + ty * tw + tx, lanes);
             tx += lanes;
         }
     }

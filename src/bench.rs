@@ -19,6 +19,7 @@ use crate::rng::Rng;
 use crate::train::options::{TrainOptions, ValidOptions};
 use crate::train::method::Method;
 use crate::train::trainer::Trainer;
+use crate::ops::{Products, with_products};
 use crate::translate::Precision;
 
 /// What one case measures.
@@ -177,7 +178,14 @@ pub fn measure(case: Case, repeats: usize, device: &Device) -> Measurement {
         Case::Forward { size, batch, precision } => {
             let g = generator(device, &mut rng).valid();
             let x = Tensor::<4>::random([batch, 3, size, size], Distribution::Uniform(-1.0, 1.0), device);
+            let products = if precision.cpu_products(device) { Products::Bf16 } else { Products::F32 };
             let (g, x) = if precision == Precision::F32 {
+                (g, x)
+            } else if products == Products::Bf16 {
+                // the CPU's bf16: f32 tensors, bf16 products
+                let reference = g.forward(x.clone());
+                let reduced = with_products(products, || g.forward(x.clone()));
+                psnr_vs_f32 = Some(psnr(reference, reduced));
                 (g, x)
             } else {
                 let reference = g.forward(x.clone());
@@ -190,7 +198,7 @@ pub fn measure(case: Case, repeats: usize, device: &Device) -> Measurement {
             (0..=repeats)
                 .map(|_| {
                     let t = Instant::now();
-                    let _ = g.forward(x.clone()).into_data();
+                    let _ = with_products(products, || g.forward(x.clone()).into_data());
                     t.elapsed().as_secs_f64()
                 })
                 .skip(1)

@@ -122,7 +122,9 @@ fn cpu_description() -> String {
     };
     #[cfg(not(target_arch = "x86_64"))]
     let simd = String::new();
-    format!("{model}, {threads} threads{simd}; burn's flex backend and this project's f32 kernels")
+    let level = crate::ops::cpu::simd::level();
+    let forced = if level < crate::ops::cpu::simd::detected() { format!(", capped by {}", crate::ops::cpu::simd::VAR) } else { String::new() };
+    format!("{model}, {threads} threads{simd}; burn's flex backend and this project's kernels ({}{forced})", level.name())
 }
 
 /// Why a device cannot be used: this build lacks it, or the machine has no usable one.

@@ -233,6 +233,23 @@ fn tiled_translation_matches_untiled() {
     assert!(p.is_finite(), "tiled output is identical to untiled: --tile was ignored");
 }
 
+/// Whether this CPU has AVX512_BF16 (what `--precision bf16` computes with on the CPU).
+fn cpu_has_bf16_dot() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `--precision bf16` on the CPU (issue 16): with AVX512_BF16 the
+/// convolutions' products are bf16 (the output differs from f32, at 40 dB
+/// or better); without it, or with `CYCLEGAN_SIMD=avx2`, one warning and
+/// the f32 output. f16: a warning and f32. The cast networks GPUs run stay
+/// close to f32 too.
 #[test]
 fn reduced_precision_stays_close_to_f32() {
     let dir = tmp();
@@ -240,15 +257,43 @@ fn reduced_precision_stays_close_to_f32() {
     let input = fixture("img_square.png");
     let full = dir.path().join("f32.png");
     assert!(translate(&g, &[&input], &full).0);
-    for (precision, p) in [("bf16", cyclegan::translate::Precision::Bf16), ("f16", cyclegan::translate::Precision::F16)] {
-        // on the CPU the option says it runs f32 (reduced types would be slower there), and does
-        let out = dir.path().join(format!("{precision}.png"));
-        let (ok, _, err) = run(&["translate", "--model", g.to_str().unwrap(), input.to_str().unwrap(), "-o", out.to_str().unwrap(),
-            "--precision", precision]);
-        assert!(ok, "{err}");
-        assert!(err.contains(&format!("warning: --precision {precision}: the CPU kernels compute in f32 only")), "{err}");
-        assert!(psnr(&full, &out).is_infinite(), "{precision} on the CPU: the f32 output");
+    let args = |out: &Path, precision: &str| -> Vec<String> {
+        ["translate", "--model", g.to_str().unwrap(), input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--precision", precision]
+            .map(String::from)
+            .to_vec()
+    };
+    let run_env = |args: Vec<String>, simd: Option<&str>| {
+        let mut cmd = crate::util::bin();
+        match simd {
+            Some(v) => cmd.env("CYCLEGAN_SIMD", v),
+            None => cmd.env_remove("CYCLEGAN_SIMD"),
+        };
+        let out = cmd.args(&args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
 
+    let bf16 = dir.path().join("bf16.png");
+    let err = run_env(args(&bf16, "bf16"), None);
+    if cpu_has_bf16_dot() {
+        assert!(!err.contains("warning"), "{err}");
+        let p = psnr(&full, &bf16);
+        assert!(p.is_finite() && p >= 40.0, "bf16 products against f32: {p:.1} dB");
+    } else {
+        assert!(err.contains("warning: --precision bf16: this CPU has no bf16 dot products (AVX512_BF16)"), "{err}");
+        assert!(psnr(&full, &bf16).is_infinite(), "bf16 without AVX512_BF16: the f32 output");
+    }
+    let capped = dir.path().join("capped.png");
+    let err = run_env(args(&capped, "bf16"), Some("avx2"));
+    assert!(err.contains("warning: --precision bf16: ") && err.trim_end().ends_with("running in f32"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(psnr(&full, &capped).is_infinite(), "bf16 capped to AVX2: the f32 output");
+    let half = dir.path().join("f16.png");
+    let err = run_env(args(&half, "f16"), None);
+    assert!(err.contains("warning: --precision f16: the CPU kernels compute in f32 and bf16 only"), "{err}");
+    assert!(psnr(&full, &half).is_infinite(), "f16 on the CPU: the f32 output");
+
+    for p in [cyclegan::translate::Precision::Bf16, cyclegan::translate::Precision::F16] {
         // the cast network itself (what GPUs run) stays close to f32, and rounds somewhere
         let device = burn::tensor::Device::flex();
         let net = cyclegan::checkpoint::load_generator(&g, &device).unwrap().net;
@@ -258,8 +303,32 @@ fn reduced_precision_stays_close_to_f32() {
         let reduced = p.cast(net).forward(x.cast(p.dtype())).cast(burn::tensor::FloatDType::F32);
         let got = floats(&reduced.into_data());
         let err = rel_l2(&got, &want);
-        assert!(err < 0.05 && err > 0.0, "{precision}: relative error {err:.2e} against f32");
+        assert!(err < 0.05 && err > 0.0, "{p:?}: relative error {err:.2e} against f32");
     }
+}
+
+/// `CYCLEGAN_SIMD` (issue 16): `devices` says which kernels run and that
+/// they are capped; an unknown value is refused in one line before any work.
+#[test]
+fn simd_cap_is_reported_and_checked() {
+    let devices = |simd: &str| {
+        let out = crate::util::bin().env("CYCLEGAN_SIMD", simd).args(["devices"]).output().unwrap();
+        // (an empty value is no cap)
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (code, out, _) = devices("avx2");
+    assert_eq!(code, Some(0));
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        assert!(out.contains("kernels (AVX2, capped by CYCLEGAN_SIMD)"), "{out}");
+        let (_, uncapped, _) = devices("");
+        assert!(uncapped.contains("kernels (AVX-512)"), "{uncapped}");
+    } else if std::arch::is_x86_feature_detected!("avx2") {
+        assert!(out.contains("kernels (AVX2)"), "{out}");
+    }
+    let (code, out, err) = devices("sse9");
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(err, "error: CYCLEGAN_SIMD=sse9: expected avx2 or avx512\n");
 }
 
 /// Atomic writes go through a private temporary file; what lands must still be

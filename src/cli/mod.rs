@@ -92,6 +92,8 @@ impl DeviceArgs {
 
 /// Run the parsed command; `matches` tells which options were given explicitly.
 pub fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
+    // Refused here, once, before any kernel reads it.
+    crate::ops::cpu::simd::requested().map_err(anyhow::Error::msg)?;
     match cli.command {
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),

@@ -14,7 +14,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::tensor::{DType, Shape, TensorData};
 use burn_flex::FlexTensor;
 
-use super::cpu::{Geometry, Nchw, blur, conv, norm, pad};
+use super::cpu::{Geometry, Nchw, Products, blur, conv, norm, pad};
 
 /// Fast CPU versions of the ops the CycleGAN networks spend their time in.
 #[backend_extension(Flex, Autodiff)]
@@ -66,7 +66,7 @@ fn conv_forward(x: &FlexTensor, w: &FlexTensor, stride: usize, padding: usize) -
     let (xv, xs) = values(x);
     let (wv, _) = values(w);
     let [co, _, k, _] = weight_dims(w);
-    let (y, ys) = conv::forward(&xv, xs, &wv, co, None, Geometry::new(k, stride, padding));
+    let (y, ys) = conv::forward(&xv, xs, &wv, co, None, Geometry::new(k, stride, padding), super::products());
     tensor(y, ys)
 }
 
@@ -82,7 +82,7 @@ fn conv_transpose_forward(x: &FlexTensor, w: &FlexTensor, stride: usize, padding
     let [_, co, k, _] = weight_dims(w);
     let ys = transposed_shape(xs, co, k, stride, padding, output_padding);
     // A transposed convolution is the input gradient of the convolution ys -> xs.
-    let y = conv::backward_input(&xv, xs, &wv, ys, Geometry::new(k, stride, padding));
+    let y = conv::backward_input(&xv, xs, &wv, ys, Geometry::new(k, stride, padding), super::products());
     tensor(y, ys)
 }
 
@@ -164,9 +164,9 @@ impl Backward<Flex, 2> for ConvBackward {
         let geometry = Geometry::new(k, stride, padding);
         if let Some(node) = node_x {
             let dx = if self.transposed {
-                conv::forward(&gv, gs, &wv, w_out, None, geometry).0
+                conv::forward(&gv, gs, &wv, w_out, None, geometry, Products::F32).0
             } else {
-                conv::backward_input(&gv, gs, &wv, xs, geometry)
+                conv::backward_input(&gv, gs, &wv, xs, geometry, Products::F32)
             };
             grads.register::<Flex>(node.id, tensor(dx, xs));
         }

@@ -26,6 +26,33 @@ pub fn fast_kernels_enabled() -> bool {
     *ENABLED.get_or_init(|| std::env::var("CYCLEGAN_KERNELS").map_or(true, |v| v != "burn"))
 }
 
+pub use cpu::Products;
+
+thread_local! {
+    /// What the CPU kernels' convolution products compute in on this thread.
+    static PRODUCTS: std::cell::Cell<Products> = const { std::cell::Cell::new(Products::F32) };
+}
+
+/// Run `f` with the forward convolutions (and transposed convolutions) on
+/// the CPU computing their matrix products in `products`: the kernels are
+/// called on the thread that runs the ops, so a scope is enough, and no
+/// network needs to carry the setting. Gradients are always f32.
+pub fn with_products<R>(products: Products, f: impl FnOnce() -> R) -> R {
+    struct Restore(Products);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PRODUCTS.with(|p| p.set(self.0));
+        }
+    }
+    let _restore = Restore(PRODUCTS.with(|p| p.replace(products)));
+    f()
+}
+
+/// What [`with_products`] set on this thread (f32 outside it).
+pub(crate) fn products() -> Products {
+    PRODUCTS.with(|p| p.get())
+}
+
 /// Whether `x` lives on flex (with or without autodiff) in a form the kernels take.
 fn fast(x: &Tensor<4>) -> bool {
     if !fast_kernels_enabled() || !extension::supports(x.dtype(), &x.shape()) {

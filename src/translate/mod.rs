@@ -85,10 +85,14 @@ impl Translator {
         }
     }
 
-    /// Run in `precision` from now on.
+    /// Run in `precision` from now on (as [`Precision::on`] settles it for
+    /// the device: on the CPU, bf16 keeps f32 tensors and rounds only the
+    /// convolutions' products).
     pub fn with_precision(mut self, precision: Precision) -> Result<Self> {
         precision.check(&self.device)?;
-        self.net = precision.cast(self.net);
+        if !precision.cpu_products(&self.device) {
+            self.net = precision.cast(self.net);
+        }
         self.precision = precision;
         Ok(self)
     }
@@ -96,7 +100,16 @@ impl Translator {
     /// An image as a network input: on the device, in the network's precision.
     pub fn input(&self, image: &ImageData) -> Tensor<4> {
         let x = image.to_tensor(&self.device);
-        if self.precision == Precision::F32 { x } else { x.cast(self.precision.dtype()) }
+        if self.precision == Precision::F32 || self.precision.cpu_products(&self.device) { x } else { x.cast(self.precision.dtype()) }
+    }
+
+    /// `f` (which runs the network) in this translator's precision.
+    pub fn run<R>(&self, f: impl FnOnce(&Generator) -> R) -> R {
+        if self.precision.cpu_products(&self.device) {
+            crate::ops::with_products(crate::ops::Products::Bf16, || f(&self.net))
+        } else {
+            f(&self.net)
+        }
     }
 
     pub fn device(&self) -> &Device {
@@ -108,8 +121,7 @@ impl Translator {
     pub fn translate(&self, image: &ImageData) -> ImageData {
         let x = self.input(image);
         let (x, h, w) = pad_to_fit(x, self.config.arch);
-        let y = self.net.forward(x).slice([0..1, 0..self.config.output_nc, 0..h, 0..w]);
-        ImageData::from_tensor(y)
+        self.run(|net| ImageData::from_tensor(net.forward(x).slice([0..1, 0..self.config.output_nc, 0..h, 0..w])))
     }
 }
 

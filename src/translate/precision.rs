@@ -1,10 +1,10 @@
-//! Inference in reduced precision (`--precision bf16|f16`): the generator's
-//! weights and the image are cast, the output cast back to f32. Worth it on
-//! GPUs. The CPU kernels compute in f32 only: reduced types would run through
-//! burn's generic kernels at about 2.2x the f32 time (BENCHMARKS.md), so on
-//! the CPU the option says so and runs f32 ([`Precision::on`]); the benchmark
-//! still measures the cast network there, with what the output loses (PSNR
-//! against f32).
+//! Inference in reduced precision (`--precision bf16|f16`). On GPUs the
+//! generator's weights and the image are cast, the output cast back to f32.
+//! On the CPU, bf16 keeps every tensor in f32 and rounds only the operands
+//! of the convolutions' matrix products, which AVX512_BF16's `vdpbf16ps`
+//! multiplies at twice the f32 rate (`ops::cpu::bf16`); a CPU without it,
+//! and f16 (burn's generic kernels, several times slower), run f32 and say
+//! so ([`Precision::on`]).
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, FloatDType, Tensor};
@@ -40,22 +40,39 @@ impl Precision {
     }
 
     /// The precision to run in when `self` is asked for on `device`, and why
-    /// it is another: on the CPU, f32 (never slower than what was asked for);
+    /// it is another: on the CPU, bf16 where the CPU has bf16 dot products
+    /// (AVX512_BF16), else f32 (never slower than what was asked for);
     /// elsewhere `self`, refused where the device does not compute in it.
     pub fn on(self, device: &Device) -> Result<(Self, Option<String>)> {
         if self == Self::F32 {
             return Ok((self, None));
         }
         if crate::ops::on_cpu(device) {
-            let why = format!(
-                "--precision {}: the CPU kernels compute in f32 only (this type would run about 2x slower through \
-                 generic kernels); running in f32",
-                self.name()
-            );
+            if self.cpu_products(device) {
+                return Ok((self, None));
+            }
+            let why = match self {
+                Self::Bf16 => format!(
+                    "--precision bf16: this CPU has no bf16 dot products (AVX512_BF16){}; running in f32",
+                    if crate::ops::cpu::simd::level() < crate::ops::cpu::simd::detected() { ", or CYCLEGAN_SIMD keeps them off" } else { "" }
+                ),
+                _ => format!(
+                    "--precision {}: the CPU kernels compute in f32 and bf16 only (f16 would run about 4x slower through \
+                     generic kernels); running in f32",
+                    self.name()
+                ),
+            };
             return Ok((Self::F32, Some(why)));
         }
         self.check(device)?;
         Ok((self, None))
+    }
+
+    /// Whether this precision runs on `device` as f32 tensors whose
+    /// convolutions compute their products in bf16 (the CPU's way, where it
+    /// has AVX512_BF16; the network is not cast).
+    pub fn cpu_products(self, device: &Device) -> bool {
+        self == Self::Bf16 && crate::ops::on_cpu(device) && crate::ops::cpu::bf16::available()
     }
 
     /// Refuse a precision the device cannot compute in.

@@ -83,7 +83,7 @@ fn whole_image_statistics(translator: &Translator, image: &ImageData, stats_size
     };
     let (x, _, _) = pad_to_fit(translator.input(&small), translator.config.arch);
     let mut stats = NormStats::Record(Vec::new());
-    let _ = translator.net.forward_with(x, &mut stats);
+    translator.run(|net| net.forward_with(x, &mut stats).into_data());
     match stats {
         NormStats::Record(recorded) => NormStats::Apply { stats: recorded, next: 0 },
         _ => unreachable!("recording"),
@@ -130,8 +130,7 @@ pub fn translate_tiled(translator: &Translator, image: &ImageData, tiling: Tilin
             let x = translator.input(&tile);
             let (x, _, _) = pad_to_fit(x, translator.config.arch);
             let mut apply = NormStats::Apply { stats: recorded.clone(), next: 0 };
-            let y = translator.net.forward_with(x, &mut apply).slice([0..1, 0..cout, 0..th, 0..tw]);
-            let out = ImageData::from_tensor(y);
+            let out = translator.run(|net| ImageData::from_tensor(net.forward_with(x, &mut apply).slice([0..1, 0..cout, 0..th, 0..tw])));
             for ty in 0..th {
                 let wy = ramp(ty, y0, th, h, tiling.overlap);
                 for tx in 0..tw {

@@ -72,7 +72,7 @@ impl Engine for Raw {
         let [co, _, kh, kw] = shape.dims;
         let [ph, pw] = shape.padding;
         let (mut values, ys) = if kh == kw && ph == pw {
-            cpu::conv::forward(&x.values, x.shape, &w.weight, co, None, Geometry::new(kh, shape.stride, ph))
+            cpu::conv::forward(&x.values, x.shape, &w.weight, co, None, Geometry::new(kh, shape.stride, ph), cpu::Products::F32)
         } else {
             assert_eq!(shape.stride, 1, "Inception's rectangular kernels have stride 1");
             cpu::conv::forward_rect(&x.values, x.shape, &w.weight, co, [kh, kw], shape.padding)

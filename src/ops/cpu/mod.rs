@@ -15,6 +15,7 @@
 //! Hot loops are compiled for AVX2+FMA as well as the baseline and picked at
 //! run time (`multiversion`), so one binary runs everywhere.
 
+pub mod bf16;
 pub mod blur;
 pub mod conv;
 pub mod gemm;
@@ -22,6 +23,7 @@ pub mod norm;
 pub mod pad;
 pub mod pool;
 mod scratch;
+pub mod simd;
 pub mod winograd;
 mod direct;
 
@@ -30,6 +32,17 @@ mod direct;
 /// it gains (the small networks of tests and demos are all small tensors).
 pub(crate) fn min_len(work_per_item: usize) -> usize {
     (32 * 1024 / work_per_item.max(1)).max(1)
+}
+
+/// What a convolution's matrix products compute in. Everything else
+/// (transforms, sums, normalisation) stays f32 either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Products {
+    #[default]
+    F32,
+    /// Both sides rounded to bf16, products summed in f32 ([`bf16`]); only
+    /// where [`bf16::available`].
+    Bf16,
 }
 
 /// The shape of an NCHW tensor.

@@ -14,7 +14,7 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::{Nchw, min_len};
+use super::{Nchw, Products, bf16, min_len};
 use super::gemm::{Mat, Threads, matmul};
 use super::scratch::Scratch;
 
@@ -171,9 +171,19 @@ impl Tile for F4 {
 }
 
 /// `y = conv3x3(x, w) + bias` with zero padding `pad` (0, 1 or 2) and stride 1.
-pub fn conv3x3(x: &[f32], xs: Nchw, w: &[f32], co: usize, bias: Option<&[f32]>, pad: usize) -> Vec<f32> {
+pub fn conv3x3(x: &[f32], xs: Nchw, w: &[f32], co: usize, bias: Option<&[f32]>, pad: usize, products: Products) -> Vec<f32> {
     let (oh, ow) = (xs.h + 2 * pad - 2, xs.w + 2 * pad - 2);
-    if large(xs.n, oh, ow) { conv3x3_with::<F4>(x, xs, w, co, bias, pad) } else { conv3x3_with::<F2>(x, xs, w, co, bias, pad) }
+    // Where F4 pays, it computes in f32 whatever was asked for: its
+    // transforms scale values by up to 8 (and filters by 1/24), so rounding
+    // its operands to bf16 costs 2.6 % of a layer's output (rms; F2 0.4 %,
+    // plain products 0.2 %: a generator at 256 px 33 dB against f32, 47 dB
+    // with F2), and F2 in bf16 does 1.8x F4's multiplications at twice the
+    // rate: no faster than F4 in f32 (BENCHMARKS.md).
+    if large(xs.n, oh, ow) {
+        conv3x3_with::<F4>(x, xs, w, co, bias, pad, Products::F32)
+    } else {
+        conv3x3_with::<F2>(x, xs, w, co, bias, pad, products)
+    }
 }
 
 /// F4 tiles from which F4 beats F2: its multiplies are (A^2 = 36) matrix
@@ -188,7 +198,7 @@ pub(super) fn large(n: usize, oh: usize, ow: usize) -> bool {
 }
 
 /// [`conv3x3`] with the variant `T`.
-pub fn conv3x3_with<T: Tile>(x: &[f32], xs: Nchw, w: &[f32], co: usize, bias: Option<&[f32]>, pad: usize) -> Vec<f32> {
+pub fn conv3x3_with<T: Tile>(x: &[f32], xs: Nchw, w: &[f32], co: usize, bias: Option<&[f32]>, pad: usize, products: Products) -> Vec<f32> {
     let ci = xs.c;
     let n = T::A * T::A; // transformed tile elements
     let (oh, ow) = (xs.h + 2 * pad - 2, xs.w + 2 * pad - 2);
@@ -196,26 +206,85 @@ pub fn conv3x3_with<T: Tile>(x: &[f32], xs: Nchw, w: &[f32], co: usize, bias: Op
     let tiles_per_image = th * tw;
     let t_all = xs.n * tiles_per_image;
 
-    // U[o][i][xi]: read by the multiplies below with a stride of n.
-    let mut u = vec![0f32; co * ci * n];
-    u.par_chunks_mut(n).zip(w.par_chunks(9)).with_min_len(min_len(n * 4)).for_each(|(dst, g)| filter_transform::<T>(g, dst));
-
-    // V[i][xi][t]
-    let mut v = Scratch::take(ci * n * t_all);
-    v.par_chunks_mut(n * t_all).with_min_len(min_len(n * t_all)).enumerate().for_each(|(i, vi)| {
+    // The transform of channel i's input tiles into vi[xi * t_all + t].
+    let transform = |i: usize, vi: &mut [f32]| {
         for b in 0..xs.n {
             let plane = &x[(b * ci + i) * xs.plane()..(b * ci + i + 1) * xs.plane()];
             input_transform_plane::<T>(plane, xs.h, xs.w, pad, th, tw, vi, t_all, b * tiles_per_image);
         }
-    });
+    };
 
     // M[xi][o][t] = U[.][.][xi] (co x ci) * V[.][xi][.] (ci x T)
     let mut m = Scratch::take(n * co * t_all);
-    m.par_chunks_mut(co * t_all).with_min_len(min_len(co * t_all * ci / 8)).enumerate().for_each(|(xi, mx)| {
-        let ux = Mat { data: &u[xi..], rs: ci * n, cs: n };
-        let vx = Mat { data: &v[xi * t_all..], rs: n * t_all, cs: 1 };
-        matmul(co, t_all, ci, ux, vx, mx, false, Threads::One);
-    });
+    let chunks = m.par_chunks_mut(co * t_all).with_min_len(min_len(co * t_all * ci / 8)).enumerate();
+    if products == Products::Bf16 {
+        let kp = ci.div_ceil(2);
+        // U as bf16 pairs along ci, [o][xi][ci / 2]: each product's left side in place
+        let mut u = vec![0u32; co * n * kp];
+        u.par_chunks_mut(n * kp).enumerate().for_each(|(o, uo)| {
+            let mut pair_u = [[0f32; MAX_A * MAX_A]; 2];
+            for p in 0..kp {
+                for (h, dst) in pair_u.iter_mut().enumerate() {
+                    let i = 2 * p + h;
+                    if i < ci {
+                        filter_transform::<T>(&w[(o * ci + i) * 9..][..9], dst);
+                    } else {
+                        dst.fill(0.0);
+                    }
+                }
+                for xi in 0..n {
+                    uo[xi * kp + p] = bf16::pair(pair_u[0][xi], pair_u[1][xi]);
+                }
+            }
+        });
+        // V as each product's right side, packed: channels 2p and 2p + 1
+        // transformed together (in f32, in cache) and written as pairs, so the
+        // tiles go to memory once, at half the size.
+        let per_xi = t_all.div_ceil(bf16::NR) * kp * bf16::NR;
+        let mut v = vec![0u32; n * per_xi];
+        let v_at = v.as_mut_ptr() as usize;
+        (0..kp).into_par_iter().for_each(|p| {
+            let mut pair_v = [vec![0f32; n * t_all], vec![0f32; n * t_all]];
+            for (h, vi) in pair_v.iter_mut().enumerate() {
+                if 2 * p + h < ci {
+                    transform(2 * p + h, vi);
+                }
+            }
+            for xi in 0..n {
+                for j0 in (0..t_all).step_by(bf16::NR) {
+                    let (r0, r1) = (&pair_v[0][xi * t_all + j0..], &pair_v[1][xi * t_all + j0..]);
+                    let mut out = [0u32; bf16::NR];
+                    if j0 + bf16::NR <= t_all {
+                        bf16::interleave(r0[..bf16::NR].try_into().unwrap(), r1[..bf16::NR].try_into().unwrap(), &mut out);
+                    } else {
+                        for (j, o) in out.iter_mut().enumerate().take(t_all - j0) {
+                            *o = bf16::pair(r0[j], r1[j]);
+                        }
+                    }
+                    let at = xi * per_xi + bf16::panel_index(kp, p, j0);
+                    // SAFETY: pair row p of each panel is written by this task
+                    // alone, NR values inside `v`.
+                    unsafe { std::ptr::copy_nonoverlapping(out.as_ptr(), (v_at as *mut u32).add(at), bf16::NR) };
+                }
+            }
+        });
+        chunks.for_each(|(xi, mx)| {
+            let ux = bf16::Lhs { data: &u[xi * kp..], rs: n * kp };
+            bf16::matmul_panels(co, t_all, kp, ux, &v[xi * per_xi..(xi + 1) * per_xi], mx, false, Threads::One);
+        });
+    } else {
+        // V[i][xi][t]
+        let mut v = Scratch::take(ci * n * t_all);
+        v.par_chunks_mut(n * t_all).with_min_len(min_len(n * t_all)).enumerate().for_each(|(i, vi)| transform(i, vi));
+        // U[o][i][xi]: read by the multiplies below with a stride of n.
+        let mut u = vec![0f32; co * ci * n];
+        u.par_chunks_mut(n).zip(w.par_chunks(9)).with_min_len(min_len(n * 4)).for_each(|(dst, g)| filter_transform::<T>(g, dst));
+        chunks.for_each(|(xi, mx)| {
+            let ux = Mat { data: &u[xi..], rs: ci * n, cs: n };
+            let vx = Mat { data: &v[xi * t_all..], rs: n * t_all, cs: 1 };
+            matmul(co, t_all, ci, ux, vx, mx, false, Threads::One);
+        });
+    }
 
     // y[b][o] = A^T M A per tile, plus the bias
     let mut y = vec![0f32; xs.n * co * oh * ow];
@@ -525,8 +594,8 @@ mod tests {
             for (i, v) in want.iter_mut().enumerate() {
                 *v += bias[(i / ys.plane()) % co];
             }
-            close(&conv3x3_with::<F2>(&x, xs, &w, co, Some(&bias), pad), &want, 1e-5, "F2");
-            close(&conv3x3_with::<F4>(&x, xs, &w, co, Some(&bias), pad), &want, 1e-5, "F4");
+            close(&conv3x3_with::<F2>(&x, xs, &w, co, Some(&bias), pad, Products::F32), &want, 1e-5, "F2");
+            close(&conv3x3_with::<F4>(&x, xs, &w, co, Some(&bias), pad, Products::F32), &want, 1e-5, "F4");
         }
     }
 

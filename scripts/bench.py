@@ -29,6 +29,9 @@ CASES = [  # (our case, PyTorch command)
     ("forward256x4", [os.path.join(HERE, "reference_timing.py"), "forward", "--size", "256", "--batch", "4"]),
     ("train128", [os.path.join(HERE, "reference_timing.py"), "train", "--size", "128", "--iters", "3"]),
     ("train256", [os.path.join(HERE, "reference_timing.py"), "train", "--size", "256", "--iters", "3"]),
+    # small-tile training (satellite tiles at 64 px): resnet_6blocks, ngf and ndf 32
+    ("train64-small", [os.path.join(HERE, "reference_timing.py"), "train", "--size", "64", "--iters", "5",
+                       "--netG", "resnet_6blocks", "--ngf", "32", "--ndf", "32"]),
     ("inception10", [os.path.join(HERE, "bench_inception.py"), "--batch", "10"]),  # pytorch-fid's network
     ("inception50", [os.path.join(HERE, "bench_inception.py"), "--batch", "50"]),  # at its default batch size
     ("train256-cut", [os.path.join(HERE, "reference_cut_timing.py"), "--cut-repo", CUT_REPO, "--mode", "cut", "--size", "256", "--iters", "3"]),

@@ -31,6 +31,9 @@ def main():
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--netG", default="resnet_9blocks", help="train: the generators (resnet_6blocks for the small case)")
+    ap.add_argument("--ngf", type=int, default=64, help="train: generator width")
+    ap.add_argument("--ndf", type=int, default=64, help="train: discriminator width")
     a = ap.parse_args()
     dev = torch.device(a.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -49,8 +52,8 @@ def main():
     else:
         torch.manual_seed(0)
         init = {}
-        for name, net in (("G_A", ref.make_G("resnet_9blocks")), ("G_B", ref.make_G("resnet_9blocks")),
-                          ("D_A", ref.NLayerDiscriminator()), ("D_B", ref.NLayerDiscriminator())):
+        for name, net in (("G_A", ref.make_G(a.netG, a.ngf)), ("G_B", ref.make_G(a.netG, a.ngf)),
+                          ("D_A", ref.NLayerDiscriminator(ndf=a.ndf)), ("D_B", ref.NLayerDiscriminator(ndf=a.ndf))):
             for k, v in ref.init_normal(net).state_dict().items():
                 init[f"{name}.{k}"] = v
         xa = [torch.rand(1, 3, a.size, a.size) * 2 - 1]
@@ -61,7 +64,7 @@ def main():
             init = {k: v.to(dev) for k, v in init.items()}
             xa, xb = [t.to(dev) for t in xa], [t.to(dev) for t in xb]
         with torch.enable_grad():
-            rows, _ = ref.train_steps(init, xa, xb, a.iters + 1, "resnet_9blocks", 64, 64, "lsgan")
+            rows, _ = ref.train_steps(init, xa, xb, a.iters + 1, a.netG, a.ngf, a.ndf, "lsgan")
         ts = [r["seconds"] for r in rows[1:]]
     ts.sort()
     print(json.dumps({"median_s": ts[len(ts) // 2], "runs": ts, "peak_rss_mib": peak_mib(), "threads": torch.get_num_threads()}))

@@ -22,13 +22,23 @@ use crate::train::trainer::Trainer;
 use crate::ops::{Products, with_products};
 use crate::translate::Precision;
 
+/// The networks of a training case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Nets {
+    /// Each method's official defaults (resnet_9blocks, ngf and ndf 64).
+    Official,
+    /// `-small`: resnet_6blocks with ngf and ndf 32, as small-tile setups
+    /// (satellite tiles at 64 px) train.
+    Small,
+}
+
 /// What one case measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Case {
     /// Generator forward (inference) at `size` px, `batch` images, in `precision`.
     Forward { size: usize, batch: usize, precision: Precision },
     /// One full training iteration of `method` at `size` px, batch 1.
-    Train { size: usize, method: Method },
+    Train { size: usize, method: Method, nets: Nets },
     /// pytorch-fid's Inception v3 on a batch of `batch` 299x299 images (FID's feature pass).
     Inception { batch: usize },
     /// One core's arithmetic peak with one instruction ([`crate::peak`]).
@@ -46,17 +56,20 @@ impl Case {
                 };
                 format!("forward{size}{batch}{precision}")
             }
-            Case::Train { size, method: Method::CycleGan } => format!("train{size}"),
-            Case::Train { size, method } => format!("train{size}-{}", method.name()),
+            Case::Train { size, method, nets } => {
+                let method = if *method == Method::CycleGan { String::new() } else { format!("-{}", method.name()) };
+                let nets = if *nets == Nets::Small { "-small" } else { "" };
+                format!("train{size}{method}{nets}")
+            }
             Case::Inception { batch } => format!("inception{batch}"),
             Case::Peak(p) => p.name().to_string(),
         }
     }
 
-    /// `forwardSIZE[xBATCH][-bf16|-f16]`, `trainSIZE[-cut|-fastcut]` or `inceptionBATCH`;
+    /// `forwardSIZE[xBATCH][-bf16|-f16]`, `trainSIZE[-cut|-fastcut][-small]` or `inceptionBATCH`;
     /// the error says what is wrong with the name in one line.
     pub fn parse(name: &str) -> Result<Self, String> {
-        let unknown = || format!("unknown case {name} (forwardSIZE[xBATCH][-bf16|-f16], trainSIZE[-cut|-fastcut], inceptionBATCH, peak-f32-avx2, peak-f32-avx512, peak-bf16)");
+        let unknown = || format!("unknown case {name} (forwardSIZE[xBATCH][-bf16|-f16], trainSIZE[-cut|-fastcut][-small], inceptionBATCH, peak-f32-avx2, peak-f32-avx512, peak-bf16)");
         if let Some(p) = Peak::ALL.into_iter().find(|p| p.name() == name) {
             return match p.missing() {
                 None => Ok(Case::Peak(p)),
@@ -68,8 +81,8 @@ impl Case {
         let (size, multiple, min) = match case {
             Case::Forward { batch: 0, .. } | Case::Inception { batch: 0 } => return Err(format!("case {name}: the batch must be at least 1")),
             Case::Forward { size, .. } => (size, GENERATOR.size_multiple(), GENERATOR.min_size()),
-            Case::Train { size, method } => {
-                let opts = train_options(method);
+            Case::Train { size, method, nets } => {
+                let opts = train_options(method, nets);
                 (size, opts.net_g.size_multiple(), opts.min_image_size())
             }
             Case::Inception { .. } | Case::Peak(_) => return Ok(case),
@@ -93,11 +106,15 @@ impl Case {
             return batch.parse().ok().map(|batch| Case::Inception { batch });
         }
         let rest = name.strip_prefix("train")?;
+        let (rest, nets) = match rest.strip_suffix("-small") {
+            Some(rest) => (rest, Nets::Small),
+            None => (rest, Nets::Official),
+        };
         let (size, method) = match rest.split_once('-') {
             Some((size, method)) => (size, <Method as clap::ValueEnum>::from_str(method, true).ok()?),
             None => (rest, Method::CycleGan),
         };
-        size.parse().ok().map(|size| Case::Train { size, method })
+        size.parse().ok().map(|size| Case::Train { size, method, nets })
     }
 
     /// Images per run, for a forward case (its throughput is this over the time).
@@ -114,8 +131,8 @@ impl Case {
             Case::Forward { size: 256, batch: 1, precision: Precision::F32 },
             Case::Forward { size: 256, batch: 4, precision: Precision::F32 },
             Case::Forward { size: 256, batch: 1, precision: Precision::Bf16 },
-            Case::Train { size: 128, method: Method::CycleGan },
-            Case::Train { size: 256, method: Method::CycleGan },
+            Case::Train { size: 128, method: Method::CycleGan, nets: Nets::Official },
+            Case::Train { size: 256, method: Method::CycleGan, nets: Nets::Official },
         ]
     }
 }
@@ -165,8 +182,13 @@ fn generator(device: &Device, rng: &mut Rng) -> crate::nets::Generator {
 
 /// A training case's options: each method's official defaults (resnet_9blocks,
 /// basic D, LSGAN; CycleGAN's pool of 50; CUT's netF of 256 and 256 patches per layer).
-fn train_options(method: Method) -> ValidOptions {
-    TrainOptions { model: method, ..TrainOptions::default() }.check().expect("each method's defaults are valid")
+fn train_options(method: Method, nets: Nets) -> ValidOptions {
+    let opts = TrainOptions { model: method, ..TrainOptions::default() };
+    let opts = match nets {
+        Nets::Official => opts,
+        Nets::Small => TrainOptions { net_g: GeneratorArch::Resnet6Blocks, ngf: 32, ndf: 32, ..opts },
+    };
+    opts.check().expect("each method's defaults are valid, and with the small networks")
 }
 
 /// Run one case `repeats` times after a warm-up run.
@@ -204,9 +226,9 @@ pub fn measure(case: Case, repeats: usize, device: &Device) -> Measurement {
                 .skip(1)
                 .collect()
         }
-        Case::Train { size, method } => {
+        Case::Train { size, method, nets } => {
             let ad = device.clone().autodiff();
-            let opts = train_options(method);
+            let opts = train_options(method, nets);
             let mut trainer = Trainer::new(&opts, &opts.initializer(), &mut rng, &ad);
             let a = Tensor::<4>::random([1, 3, size, size], Distribution::Uniform(-1.0, 1.0), &ad);
             let b = Tensor::<4>::random([1, 3, size, size], Distribution::Uniform(-1.0, 1.0), &ad);
@@ -266,4 +288,24 @@ pub fn measure(case: Case, repeats: usize, device: &Device) -> Measurement {
 /// PSNR of `b` against `a`, both in [-1, 1] (peak-to-peak 2), in dB.
 fn psnr(a: Tensor<4>, b: Tensor<4>) -> f64 {
     psnr_from_mse((a - b).square().mean().into_scalar::<f32>() as f64, 2.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Case names parse to what they say and print back the same.
+    #[test]
+    fn case_names_round_trip() {
+        for (name, case) in [
+            ("train64-small", Case::Train { size: 64, method: Method::CycleGan, nets: Nets::Small }),
+            ("train256-cut-small", Case::Train { size: 256, method: Method::Cut, nets: Nets::Small }),
+            ("train128", Case::Train { size: 128, method: Method::CycleGan, nets: Nets::Official }),
+            ("forward256x4-bf16", Case::Forward { size: 256, batch: 4, precision: Precision::Bf16 }),
+        ] {
+            assert_eq!(Case::parse(name), Ok(case), "{name}");
+            assert_eq!(case.name(), name);
+        }
+        assert!(Case::parse("train64-small-cut").is_err());
+    }
 }

@@ -9,7 +9,7 @@ use crate::bench::{self, Case, Measurement};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Cases to run: forwardSIZE[xBATCH][-bf16|-f16], trainSIZE[-cut|-fastcut], inceptionBATCH (default: forward256, forward256x4, forward256-bf16, train128, train256).
+    /// Cases to run: forwardSIZE[xBATCH][-bf16|-f16], trainSIZE[-cut|-fastcut][-small], inceptionBATCH (default: forward256, forward256x4, forward256-bf16, train128, train256).
     #[arg(long, value_delimiter = ',')]
     pub cases: Vec<String>,
     /// Timed runs per case, after one warm-up run.

@@ -52,10 +52,10 @@ impl Precision {
                 return Ok((self, None));
             }
             let why = match self {
-                Self::Bf16 => format!(
-                    "--precision bf16: this CPU has no bf16 dot products (AVX512_BF16){}; running in f32",
-                    if crate::ops::cpu::simd::level() < crate::ops::cpu::simd::detected() { ", or CYCLEGAN_SIMD keeps them off" } else { "" }
-                ),
+                Self::Bf16 if crate::ops::cpu::simd::bf16_detected() => {
+                    format!("--precision bf16: {} keeps the CPU's bf16 dot products off; running in f32", crate::ops::cpu::simd::VAR)
+                }
+                Self::Bf16 => "--precision bf16: this CPU has no bf16 dot products (AVX512_BF16); running in f32".to_string(),
                 _ => format!(
                     "--precision {}: the CPU kernels compute in f32 and bf16 only (f16 would run about 4x slower through \
                      generic kernels); running in f32",

@@ -76,14 +76,20 @@ pub fn level() -> Level {
     })
 }
 
-/// Whether the CPU has AVX512_BF16's `vdpbf16ps` and the kernels may use it.
-pub fn bf16_dot() -> bool {
+/// Whether the CPU has AVX512_BF16's `vdpbf16ps`.
+pub fn bf16_detected() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        level() >= Level::Avx512 && std::arch::is_x86_feature_detected!("avx512bf16")
+        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
     }
+}
+
+/// Whether the kernels may use `vdpbf16ps`: the CPU has it and the level
+/// is not capped below AVX-512.
+pub fn bf16_dot() -> bool {
+    level() >= Level::Avx512 && bf16_detected()
 }

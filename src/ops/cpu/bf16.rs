@@ -82,7 +82,7 @@ pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], accum
 thread_local! {
     /// The right side's panels, kept between calls (the Winograd products
     /// pack one per transformed element, 36 per convolution).
-    static PANELS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PANELS: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// [`matmul`] with the left side already packed.
@@ -92,16 +92,18 @@ pub fn matmul_packed(m: usize, n: usize, k: usize, a: Lhs, b: Mat, c: &mut [f32]
     assert!(k == 0 || n == 0 || b.data.len() > (k - 1) * b.rs + (n - 1) * b.cs, "rhs too short");
     let kp = k.div_ceil(2);
     let panel_len = kp * NR;
-    PANELS.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        buf.resize(n.div_ceil(NR) * panel_len, 0);
-        let pack = |(q, panel): (usize, &mut [u32])| pack_panel(b, k, n, q * NR, panel);
-        match threads {
-            Threads::All => buf.par_chunks_mut(panel_len.max(1)).enumerate().for_each(pack),
-            Threads::One => buf.chunks_mut(panel_len.max(1)).enumerate().for_each(pack),
-        }
-        matmul_panels(m, n, kp, a, &buf, c, accumulate, threads);
-    });
+    // Taken out of the cell, not borrowed: a thread waiting in the parallel
+    // loops below may run another product meanwhile (then it packs into a
+    // fresh buffer).
+    let mut buf = PANELS.with(|cell| cell.take());
+    buf.resize(n.div_ceil(NR) * panel_len, 0);
+    let pack = |(q, panel): (usize, &mut [u32])| pack_panel(b, k, n, q * NR, panel);
+    match threads {
+        Threads::All => buf.par_chunks_mut(panel_len.max(1)).enumerate().for_each(pack),
+        Threads::One => buf.chunks_mut(panel_len.max(1)).enumerate().for_each(pack),
+    }
+    matmul_panels(m, n, kp, a, &buf, c, accumulate, threads);
+    PANELS.with(|cell| cell.replace(buf));
 }
 
 /// Where column `j` of pair row `p` sits in a right side of `kp` pair rows

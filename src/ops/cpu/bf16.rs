@@ -1,7 +1,7 @@
 //! Matrix products with both sides rounded to bf16 and the products summed
 //! in f32, by AVX512_BF16's `vdpbf16ps` (`--precision bf16` on a CPU that
-//! has it): each instruction multiplies 16 pairs of bf16 pairs and adds them
-//! into 16 f32 sums, twice the multiply-adds of an f32 `vfmadd` of the same
+//! has it): each instruction multiplies 32 pairs of bf16 values and adds them
+//! pairwise into 16 f32 sums, twice the multiply-adds of an f32 `vfmadd` of the same
 //! width (BENCHMARKS.md, "The machine's arithmetic peak").
 //!
 //! Layout: `vdpbf16ps` sums `a[i][2p] b[2p][j] + a[i][2p+1] b[2p+1][j]` into
@@ -71,25 +71,18 @@ pub fn available() -> bool {
     super::simd::bf16_dot()
 }
 
+thread_local! {
+    /// The right side's panels, kept between calls.
+    static PANELS: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// `c = a * b` (or `c += a * b`), `a` m x k and `b` k x n rounded to bf16,
 /// `c` contiguous row-major m x n in f32. Needs [`available`].
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], accumulate: bool, threads: Threads) {
-    let packed = pack_lhs(m, k, a);
-    matmul_packed(m, n, k, Lhs { data: &packed, rs: k.div_ceil(2) }, b, c, accumulate, threads);
-}
-
-thread_local! {
-    /// The right side's panels, kept between calls (the Winograd products
-    /// pack one per transformed element, 36 per convolution).
-    static PANELS: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
-/// [`matmul`] with the left side already packed.
-#[allow(clippy::too_many_arguments)]
-pub fn matmul_packed(m: usize, n: usize, k: usize, a: Lhs, b: Mat, c: &mut [f32], accumulate: bool, threads: Threads) {
     assert!(available(), "bf16 products need AVX512_BF16");
     assert!(k == 0 || n == 0 || b.data.len() > (k - 1) * b.rs + (n - 1) * b.cs, "rhs too short");
+    let lhs = pack_lhs(m, k, a);
     let kp = k.div_ceil(2);
     let panel_len = kp * NR;
     // Taken out of the cell, not borrowed: a thread waiting in the parallel
@@ -102,7 +95,7 @@ pub fn matmul_packed(m: usize, n: usize, k: usize, a: Lhs, b: Mat, c: &mut [f32]
         Threads::All => buf.par_chunks_mut(panel_len.max(1)).enumerate().for_each(pack),
         Threads::One => buf.chunks_mut(panel_len.max(1)).enumerate().for_each(pack),
     }
-    matmul_panels(m, n, kp, a, &buf, c, accumulate, threads);
+    matmul_panels(m, n, kp, Lhs { data: &lhs, rs: kp }, &buf, c, accumulate, threads);
     PANELS.with(|cell| cell.replace(buf));
 }
 
@@ -160,7 +153,7 @@ fn pack_panel(b: Mat, k: usize, n: usize, j0: usize, out: &mut [u32]) {
         let line = |r: usize, j: usize| b.data[r * b.rs + (j0 + j) * b.cs];
         if b.cs == 1 && cols == NR && r1 < k {
             let (x0, x1) = (&b.data[r0 * b.rs + j0..][..NR], &b.data[r1 * b.rs + j0..][..NR]);
-            // SAFETY: `available` was checked by `matmul_packed`; 32 values each.
+            // SAFETY: `available` was checked by `matmul`; 32 values each.
             unsafe { x86::interleave(x0.try_into().unwrap(), x1.try_into().unwrap(), row.try_into().unwrap()) };
         } else {
             for (j, v) in row.iter_mut().enumerate() {

@@ -219,55 +219,9 @@ pub fn conv3x3_with<T: Tile>(x: &[f32], xs: Nchw, w: &[f32], co: usize, bias: Op
     let chunks = m.par_chunks_mut(co * t_all).with_min_len(min_len(co * t_all * ci / 8)).enumerate();
     if products == Products::Bf16 {
         let kp = ci.div_ceil(2);
-        // U as bf16 pairs along ci, [o][xi][ci / 2]: each product's left side in place
-        let mut u = vec![0u32; co * n * kp];
-        u.par_chunks_mut(n * kp).enumerate().for_each(|(o, uo)| {
-            let mut pair_u = [[0f32; MAX_A * MAX_A]; 2];
-            for p in 0..kp {
-                for (h, dst) in pair_u.iter_mut().enumerate() {
-                    let i = 2 * p + h;
-                    if i < ci {
-                        filter_transform::<T>(&w[(o * ci + i) * 9..][..9], dst);
-                    } else {
-                        dst.fill(0.0);
-                    }
-                }
-                for xi in 0..n {
-                    uo[xi * kp + p] = bf16::pair(pair_u[0][xi], pair_u[1][xi]);
-                }
-            }
-        });
-        // V as each product's right side, packed: channels 2p and 2p + 1
-        // transformed together (in f32, in cache) and written as pairs, so the
-        // tiles go to memory once, at half the size.
+        let u = filters_as_bf16_pairs::<T>(w, co, ci);
         let per_xi = t_all.div_ceil(bf16::NR) * kp * bf16::NR;
-        let mut v = vec![0u32; n * per_xi];
-        let v_at = v.as_mut_ptr() as usize;
-        (0..kp).into_par_iter().for_each(|p| {
-            let mut pair_v = [vec![0f32; n * t_all], vec![0f32; n * t_all]];
-            for (h, vi) in pair_v.iter_mut().enumerate() {
-                if 2 * p + h < ci {
-                    transform(2 * p + h, vi);
-                }
-            }
-            for xi in 0..n {
-                for j0 in (0..t_all).step_by(bf16::NR) {
-                    let (r0, r1) = (&pair_v[0][xi * t_all + j0..], &pair_v[1][xi * t_all + j0..]);
-                    let mut out = [0u32; bf16::NR];
-                    if j0 + bf16::NR <= t_all {
-                        bf16::interleave(r0[..bf16::NR].try_into().unwrap(), r1[..bf16::NR].try_into().unwrap(), &mut out);
-                    } else {
-                        for (j, o) in out.iter_mut().enumerate().take(t_all - j0) {
-                            *o = bf16::pair(r0[j], r1[j]);
-                        }
-                    }
-                    let at = xi * per_xi + bf16::panel_index(kp, p, j0);
-                    // SAFETY: pair row p of each panel is written by this task
-                    // alone, NR values inside `v`.
-                    unsafe { std::ptr::copy_nonoverlapping(out.as_ptr(), (v_at as *mut u32).add(at), bf16::NR) };
-                }
-            }
-        });
+        let v = tiles_as_bf16_panels(ci, n, t_all, transform);
         chunks.for_each(|(xi, mx)| {
             let ux = bf16::Lhs { data: &u[xi * kp..], rs: n * kp };
             bf16::matmul_panels(co, t_all, kp, ux, &v[xi * per_xi..(xi + 1) * per_xi], mx, false, Threads::One);
@@ -297,6 +251,69 @@ pub fn conv3x3_with<T: Tile>(x: &[f32], xs: Nchw, w: &[f32], co: usize, bias: Op
         output_transform_plane::<T>(&m, co * t_all, base, th, tw, oh, ow, add, out);
     });
     y
+}
+
+/// `U = G g G^T` of every filter of `w` (`[co, ci, 3, 3]`) as bf16 pairs
+/// along the input channels, `[o][xi][ci / 2]`: each transformed element's
+/// matrix-product left side in place.
+fn filters_as_bf16_pairs<T: Tile>(w: &[f32], co: usize, ci: usize) -> Vec<u32> {
+    let (n, kp) = (T::A * T::A, ci.div_ceil(2));
+    let mut u = vec![0u32; co * n * kp];
+    u.par_chunks_mut(n * kp).enumerate().for_each(|(o, uo)| {
+        let mut pair_u = [[0f32; MAX_A * MAX_A]; 2];
+        for p in 0..kp {
+            for (h, dst) in pair_u.iter_mut().enumerate() {
+                let i = 2 * p + h;
+                if i < ci {
+                    filter_transform::<T>(&w[(o * ci + i) * 9..][..9], dst);
+                } else {
+                    dst.fill(0.0);
+                }
+            }
+            for xi in 0..n {
+                uo[xi * kp + p] = bf16::pair(pair_u[0][xi], pair_u[1][xi]);
+            }
+        }
+    });
+    u
+}
+
+/// The transformed input tiles (`transform(i, vi)` writes channel `i`'s
+/// into `vi[xi * t_all + t]`) as each product's right side, bf16 panels per
+/// transformed element (`bf16::panel_index`): channels `2p` and `2p + 1` are
+/// transformed together (in f32, in cache) and written as pairs, so the
+/// tiles go to memory once, at half the size.
+fn tiles_as_bf16_panels(ci: usize, n: usize, t_all: usize, transform: impl Fn(usize, &mut [f32]) + Sync) -> Vec<u32> {
+    let kp = ci.div_ceil(2);
+    let per_xi = t_all.div_ceil(bf16::NR) * kp * bf16::NR;
+    let mut v = vec![0u32; n * per_xi];
+    let v_at = v.as_mut_ptr() as usize;
+    (0..kp).into_par_iter().for_each(|p| {
+        let mut pair_v = [vec![0f32; n * t_all], vec![0f32; n * t_all]];
+        for (h, vi) in pair_v.iter_mut().enumerate() {
+            if 2 * p + h < ci {
+                transform(2 * p + h, vi);
+            }
+        }
+        for xi in 0..n {
+            for j0 in (0..t_all).step_by(bf16::NR) {
+                let (r0, r1) = (&pair_v[0][xi * t_all + j0..], &pair_v[1][xi * t_all + j0..]);
+                let mut out = [0u32; bf16::NR];
+                if j0 + bf16::NR <= t_all {
+                    bf16::interleave(r0[..bf16::NR].try_into().unwrap(), r1[..bf16::NR].try_into().unwrap(), &mut out);
+                } else {
+                    for (j, o) in out.iter_mut().enumerate().take(t_all - j0) {
+                        *o = bf16::pair(r0[j], r1[j]);
+                    }
+                }
+                let at = xi * per_xi + bf16::panel_index(kp, p, j0);
+                // SAFETY: pair row p of each panel is written by this task
+                // alone, NR values inside `v`.
+                unsafe { std::ptr::copy_nonoverlapping(out.as_ptr(), (v_at as *mut u32).add(at), bf16::NR) };
+            }
+        }
+    });
+    v
 }
 
 /// The gradient of [`conv3x3`]'s weight `[co, ci, 3, 3]`, given its input

@@ -7,6 +7,9 @@ use std::sync::atomic::Ordering;
 
 use cyclegan::cli::{Cli, Interrupted, STOP, one_line, one_line_usage_error, run};
 
+/// Linux's default main-thread stack.
+const MAIN_STACK: usize = 8 << 20;
+
 fn main() -> ExitCode {
     let parsed = Cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
     let (cli, matches) = match parsed {
@@ -30,7 +33,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    match run(cli, &matches) {
+    // The command runs on one of rayon's workers: a parallel loop started
+    // from outside the pool hands its work to a sleeping worker and waits
+    // for it even when it is one task, which for the small layers of small
+    // networks was about 15 % of a training step (BENCHMARKS.md). Workers
+    // get the main thread's stack size, not rayon's 2 MiB.
+    let pooled = cli.command.runs_on_a_worker() && rayon::ThreadPoolBuilder::new().stack_size(MAIN_STACK).build_global().is_ok();
+    let result = if pooled { rayon::scope(|_| run(cli, &matches)) } else { run(cli, &matches) };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.is::<Interrupted>() => ExitCode::from(130),
         Err(err) => {

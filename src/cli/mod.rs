@@ -74,6 +74,13 @@ impl Command {
             _ => None,
         }
     }
+
+    /// Whether the command may run on one of rayon's worker threads (see
+    /// `main`): every one but `serve`, whose event loop would hold a worker
+    /// for good and leave its translations the other cores only.
+    pub fn runs_on_a_worker(&self) -> bool {
+        !matches!(self, Self::Serve(_))
+    }
 }
 
 /// Options shared by every command that computes.

@@ -123,7 +123,7 @@ fn cpu_description() -> String {
     #[cfg(not(target_arch = "x86_64"))]
     let simd = String::new();
     let level = crate::ops::cpu::simd::level();
-    let forced = if level < crate::ops::cpu::simd::detected() { format!(", capped by {}", crate::ops::cpu::simd::VAR) } else { String::new() };
+    let forced = if crate::ops::cpu::simd::capped() { format!(", capped by {}", crate::ops::cpu::simd::VAR) } else { String::new() };
     format!("{model}, {threads} threads{simd}; burn's flex backend and this project's kernels ({}{forced})", level.name())
 }
 

@@ -40,7 +40,7 @@ pub struct TranslateArgs {
     /// Longest side of the pass that measures the whole image's normalisation statistics, with --tile.
     #[arg(long, value_name = "PX", default_value_t = Tiling::DEFAULT_STATS_SIZE, requires = "tile")]
     pub stats_size: usize,
-    /// Numeric precision of inference: bf16 and f16 on GPUs that compute in them; the CPU runs f32 (and says so).
+    /// Numeric precision of inference: bf16 and f16 on GPUs that compute in them; on a CPU with AVX512_BF16, bf16 products in the convolutions; otherwise the CPU runs f32 (and says so).
     #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
     #[command(flatten)]

@@ -65,8 +65,8 @@ pub fn matmul(m: usize, n: usize, k: usize, a: Mat, b: Mat, c: &mut [f32], accum
         )
     };
     #[cfg(target_arch = "x86_64")]
-    if super::simd::level() == super::simd::Level::Avx2 && super::simd::detected() > super::simd::Level::Avx2 {
-        // SAFETY: as above; the AVX2 kernels run on a CPU that has AVX-512.
+    if super::simd::capped() {
+        // SAFETY: as above; capped means held to AVX2 on a CPU with AVX-512.
         unsafe { avx2(m, n, k, a, b, c, accumulate, par.degree()) };
         return;
     }

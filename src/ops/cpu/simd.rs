@@ -76,6 +76,11 @@ pub fn level() -> Level {
     })
 }
 
+/// Whether `CYCLEGAN_SIMD` holds the kernels below what the CPU has.
+pub fn capped() -> bool {
+    level() < detected()
+}
+
 /// Whether the CPU has AVX512_BF16's `vdpbf16ps`.
 pub fn bf16_detected() -> bool {
     #[cfg(target_arch = "x86_64")]

@@ -48,10 +48,17 @@ pub struct F2;
 /// F(4x4, 3x3), with the interpolation points 0, +-1, +-2 (and infinity).
 pub struct F4;
 
-/// `f(j)` for every lane `j`.
+/// `f(j)` for every lane `j`. A plain loop: through `std::array::from_fn`
+/// the closure was sometimes left as a call of its own, compiled without
+/// the caller's AVX2 and run one lane at a time (5 % of a small training
+/// step in `grad_filter`).
 #[inline(always)]
 fn lanes(f: impl Fn(usize) -> f32) -> Lanes {
-    std::array::from_fn(f)
+    let mut out = [0f32; LANES];
+    for (j, o) in out.iter_mut().enumerate() {
+        *o = f(j);
+    }
+    out
 }
 
 impl Tile for F2 {
@@ -180,8 +187,44 @@ impl Tile for F4 {
     }
 }
 
+/// The 3x3 filters of a convolution with `ci` input channels: its weights
+/// `[co][ci][3][3]` as stored, or, for the input gradient of a convolution
+/// with weights `w` (`[ci][co][3][3]`), each of those filters reversed with
+/// the channels swapped, read in place (copying them was 3 % of a small
+/// training step).
+#[derive(Clone, Copy)]
+pub struct Filters<'a> {
+    w: &'a [f32],
+    ci: usize,
+    flipped: bool,
+}
+
+impl<'a> Filters<'a> {
+    pub fn new(w: &'a [f32], ci: usize) -> Self {
+        Self { w, ci, flipped: false }
+    }
+
+    /// The input gradient's filters of the convolution with weights `w`,
+    /// which has `ci` output channels.
+    pub fn flipped(w: &'a [f32], ci: usize) -> Self {
+        Self { w, ci, flipped: true }
+    }
+
+    /// Filter `(o, i)`, row-major.
+    #[inline(always)]
+    fn get(&self, o: usize, i: usize) -> [f32; 9] {
+        if self.flipped {
+            let co = self.w.len() / (9 * self.ci);
+            let g = &self.w[(i * co + o) * 9..][..9];
+            std::array::from_fn(|t| g[8 - t])
+        } else {
+            self.w[(o * self.ci + i) * 9..][..9].try_into().expect("nine taps")
+        }
+    }
+}
+
 /// `y = conv3x3(x, w) + bias` with zero padding `pad` (0, 1 or 2) and stride 1.
-pub fn conv3x3(x: &[f32], xs: Nchw, w: &[f32], co: usize, bias: Option<&[f32]>, pad: usize, products: Products) -> Vec<f32> {
+pub fn conv3x3(x: &[f32], xs: Nchw, w: Filters, co: usize, bias: Option<&[f32]>, pad: usize, products: Products) -> Vec<f32> {
     let (oh, ow) = (xs.h + 2 * pad - 2, xs.w + 2 * pad - 2);
     // Where F4 pays, it computes in f32 whatever was asked for: its
     // transforms scale values by up to 8 (and filters by 1/24), so rounding
@@ -208,8 +251,9 @@ pub(super) fn large(n: usize, oh: usize, ow: usize) -> bool {
 }
 
 /// [`conv3x3`] with the variant `T`.
-pub fn conv3x3_with<T: Tile>(x: &[f32], xs: Nchw, w: &[f32], co: usize, bias: Option<&[f32]>, pad: usize, products: Products) -> Vec<f32> {
+pub fn conv3x3_with<T: Tile>(x: &[f32], xs: Nchw, w: Filters, co: usize, bias: Option<&[f32]>, pad: usize, products: Products) -> Vec<f32> {
     let ci = xs.c;
+    assert_eq!((w.ci, w.w.len()), (ci, co * ci * 9));
     let n = T::A * T::A; // transformed tile elements
     let (oh, ow) = (xs.h + 2 * pad - 2, xs.w + 2 * pad - 2);
     let (th, tw) = (oh.div_ceil(T::M), ow.div_ceil(T::M));
@@ -244,7 +288,7 @@ pub fn conv3x3_with<T: Tile>(x: &[f32], xs: Nchw, w: &[f32], co: usize, bias: Op
         // pooled buffer: zero-filling a fresh one was 3 % of a small training
         // step (every value is written below).
         let mut u = Scratch::take(co * ci * n);
-        u.par_chunks_mut(n).zip(w.par_chunks(9)).with_min_len(min_len(n * 4)).for_each(|(dst, g)| filter_transform::<T>(g, dst));
+        u.par_chunks_mut(n).enumerate().with_min_len(min_len(n * 4)).for_each(|(oi, dst)| filter_transform::<T>(&w.get(oi / ci, oi % ci), dst));
         chunks.for_each(|(xi, mx)| {
             let ux = Mat { data: &u[xi..], rs: ci * n, cs: n };
             let vx = Mat { data: &v[xi * t_all..], rs: n * t_all, cs: 1 };
@@ -266,7 +310,7 @@ pub fn conv3x3_with<T: Tile>(x: &[f32], xs: Nchw, w: &[f32], co: usize, bias: Op
 /// `U = G g G^T` of every filter of `w` (`[co, ci, 3, 3]`) as bf16 pairs
 /// along the input channels, `[o][xi][ci / 2]`: each transformed element's
 /// matrix-product left side in place.
-fn filters_as_bf16_pairs<T: Tile>(w: &[f32], co: usize, ci: usize) -> Vec<u32> {
+fn filters_as_bf16_pairs<T: Tile>(w: Filters, co: usize, ci: usize) -> Vec<u32> {
     let (n, kp) = (T::A * T::A, ci.div_ceil(2));
     let mut u = vec![0u32; co * n * kp];
     u.par_chunks_mut(n * kp).enumerate().for_each(|(o, uo)| {
@@ -275,7 +319,7 @@ fn filters_as_bf16_pairs<T: Tile>(w: &[f32], co: usize, ci: usize) -> Vec<u32> {
             for (h, dst) in pair_u.iter_mut().enumerate() {
                 let i = 2 * p + h;
                 if i < ci {
-                    filter_transform::<T>(&w[(o * ci + i) * 9..][..9], dst);
+                    filter_transform::<T>(&w.get(o, i), dst);
                 } else {
                     dst.fill(0.0);
                 }
@@ -659,8 +703,9 @@ mod tests {
             for (i, v) in want.iter_mut().enumerate() {
                 *v += bias[(i / ys.plane()) % co];
             }
-            close(&conv3x3_with::<F2>(&x, xs, &w, co, Some(&bias), pad, Products::F32), &want, 1e-5, "F2");
-            close(&conv3x3_with::<F4>(&x, xs, &w, co, Some(&bias), pad, Products::F32), &want, 1e-5, "F4");
+            let f = Filters::new(&w, xs.c);
+            close(&conv3x3_with::<F2>(&x, xs, f, co, Some(&bias), pad, Products::F32), &want, 1e-5, "F2");
+            close(&conv3x3_with::<F4>(&x, xs, f, co, Some(&bias), pad, Products::F32), &want, 1e-5, "F4");
         }
     }
 

@@ -82,9 +82,11 @@ pub fn forward_rect(x: &[f32], xs: Nchw, w: &[f32], co: usize, kernel: [usize; 2
                             continue;
                         }
                         let line = &channel[iy as usize * xs.w..(iy as usize + 1) * xs.w];
-                        for (ox, o) in out.iter_mut().enumerate() {
-                            let ix = (ox + kx) as isize - pw as isize;
-                            *o = if ix < 0 || ix >= xs.w as isize { 0.0 } else { line[ix as usize] };
+                        let (lo, hi) = inside(ys.w, xs.w, 1, kx, pw);
+                        out[..lo].fill(0.0);
+                        out[hi..].fill(0.0);
+                        if lo < hi {
+                            out[lo..hi].copy_from_slice(&line[lo + kx - pw..hi + kx - pw]);
                         }
                     }
                 }

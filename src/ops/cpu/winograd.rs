@@ -196,26 +196,26 @@ impl Tile for F4 {
 pub struct Filters<'a> {
     w: &'a [f32],
     ci: usize,
+    co: usize,
     flipped: bool,
 }
 
 impl<'a> Filters<'a> {
     pub fn new(w: &'a [f32], ci: usize) -> Self {
-        Self { w, ci, flipped: false }
+        Self { w, ci, co: w.len() / (9 * ci), flipped: false }
     }
 
     /// The input gradient's filters of the convolution with weights `w`,
     /// which has `ci` output channels.
     pub fn flipped(w: &'a [f32], ci: usize) -> Self {
-        Self { w, ci, flipped: true }
+        Self { w, ci, co: w.len() / (9 * ci), flipped: true }
     }
 
     /// Filter `(o, i)`, row-major.
     #[inline(always)]
     fn get(&self, o: usize, i: usize) -> [f32; 9] {
         if self.flipped {
-            let co = self.w.len() / (9 * self.ci);
-            let g = &self.w[(i * co + o) * 9..][..9];
+            let g = &self.w[(i * self.co + o) * 9..][..9];
             std::array::from_fn(|t| g[8 - t])
         } else {
             self.w[(o * self.ci + i) * 9..][..9].try_into().expect("nine taps")
@@ -223,7 +223,7 @@ impl<'a> Filters<'a> {
     }
 }
 
-/// `y = conv3x3(x, w) + bias` with zero padding `pad` (0, 1 or 2) and stride 1.
+/// `y = conv3x3(x, w) + bias` (filters `w`, see [`Filters`]) with zero padding `pad` (0, 1 or 2) and stride 1.
 pub fn conv3x3(x: &[f32], xs: Nchw, w: Filters, co: usize, bias: Option<&[f32]>, pad: usize, products: Products) -> Vec<f32> {
     let (oh, ow) = (xs.h + 2 * pad - 2, xs.w + 2 * pad - 2);
     // Where F4 pays, it computes in f32 whatever was asked for: its
@@ -253,7 +253,7 @@ pub(super) fn large(n: usize, oh: usize, ow: usize) -> bool {
 /// [`conv3x3`] with the variant `T`.
 pub fn conv3x3_with<T: Tile>(x: &[f32], xs: Nchw, w: Filters, co: usize, bias: Option<&[f32]>, pad: usize, products: Products) -> Vec<f32> {
     let ci = xs.c;
-    assert_eq!((w.ci, w.w.len()), (ci, co * ci * 9));
+    assert_eq!((w.ci, w.co, w.w.len()), (ci, co, co * ci * 9));
     let n = T::A * T::A; // transformed tile elements
     let (oh, ow) = (xs.h + 2 * pad - 2, xs.w + 2 * pad - 2);
     let (th, tw) = (oh.div_ceil(T::M), ow.div_ceil(T::M));

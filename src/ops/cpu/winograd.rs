@@ -427,16 +427,7 @@ pub fn weight_grad3x3_with<T: Tile>(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, p
 fn filters_from_products<T: Tile>(m: &[f32], plane: usize, oi0: usize, out: &mut [f32]) {
     let count = out.len() / 9;
     let mut e = [[[0f32; LANES]; MAX_A]; MAX_A]; // e[c][r]: element (r, c), by column
-    for r in 0..T::A {
-        for (c, ec) in e.iter_mut().enumerate().take(T::A) {
-            let at = (r * T::A + c) * plane + oi0;
-            if count == LANES {
-                ec[r].copy_from_slice(&m[at..at + LANES]);
-            } else {
-                ec[r][..count].copy_from_slice(&m[at..at + count]);
-            }
-        }
-    }
+    load::<T>(&mut e, m, plane, oi0, count);
     let mut t = [[[0f32; LANES]; MAX_A]; 3]; // t[k][c] = (G^T M)[k][c]
     for (c, ec) in e.iter().enumerate().take(T::A) {
         for (k, v) in T::grad_filter(ec).into_iter().enumerate() {
@@ -515,6 +506,24 @@ fn store(dst: &mut [f32], at: usize, v: &Lanes, lanes: usize) {
         dst[at..at + LANES].copy_from_slice(v);
     } else {
         dst[at..at + lanes].copy_from_slice(&v[..lanes]);
+    }
+}
+
+/// The `A x A` transformed elements of `lanes` consecutive tiles (or
+/// filters) `at..`, element `(r, c)` at `src[(r * A + c) * stride + at..]`,
+/// into `e[c][r]` (by column), with a constant length for whole groups as
+/// in [`store`].
+#[inline(always)]
+fn load<T: Tile>(e: &mut [[Lanes; MAX_A]; MAX_A], src: &[f32], stride: usize, at: usize, lanes: usize) {
+    for r in 0..T::A {
+        for (c, ec) in e.iter_mut().enumerate().take(T::A) {
+            let i = (r * T::A + c) * stride + at;
+            if lanes == LANES {
+                ec[r].copy_from_slice(&src[i..i + LANES]);
+            } else {
+                ec[r][..lanes].copy_from_slice(&src[i..i + lanes]);
+            }
+        }
     }
 }
 
@@ -642,16 +651,7 @@ fn output_transform_plane<T: Tile>(
         while tx < tw {
             let lanes = LANES.min(tw - tx);
             let t = base + ty * tw + tx;
-            for r in 0..T::A {
-                for (c, ec) in e.iter_mut().enumerate().take(T::A) {
-                    let at = (r * T::A + c) * xi_stride + t;
-                    if lanes == LANES {
-                        ec[r].copy_from_slice(&m[at..at + LANES]);
-                    } else {
-                        ec[r][..lanes].copy_from_slice(&m[at..at + lanes]);
-                    }
-                }
-            }
+            load::<T>(&mut e, m, xi_stride, t, lanes);
             // A^T e (down each column), then (A^T e) A (along each row)
             for c in 0..T::A {
                 let col = T::output(&e[c]);

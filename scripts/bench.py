@@ -15,6 +15,10 @@ scripts/reference_cut_timing.py (the official CUT code, $CYCLEGAN_CUT_REPO or
 threads) on this tool's own exported file (scripts/bench_onnxruntime.py).
 Peak memory is each process's peak resident set, the PyTorch runtime
 included.
+
+`--before OTHER_BINARY` runs a second build of this tool (an earlier commit)
+in the same rounds and adds its time and our ratio to it: "no slower than
+before" measured on one machine in one run.
 """
 import argparse, json, os, platform, re, statistics, subprocess, sys, tempfile
 
@@ -82,11 +86,15 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cyclegan", default=os.path.join(ROOT, "target", "release", "cyclegan"))
     ap.add_argument("--cases", default=",".join(c for c, _ in CASES[:4]))
+    ap.add_argument("--before", help="another cyclegan binary (an earlier build) to time in the same rounds")
+    ap.add_argument("--no-reference", action="store_true", help="skip PyTorch and onnxruntime (with --before)")
     a = ap.parse_args()
+    if a.no_reference and not a.before:
+        ap.error("--no-reference needs --before")
     wanted = a.cases.split(",")
-    results = {c: {"ours": [], "ours_mem": [], "torch": [], "torch_mem": [], "ort": [], "ort_mem": []} for c in wanted}
+    results = {c: {"ours": [], "ours_mem": [], "before": [], "torch": [], "torch_mem": [], "ort": [], "ort_mem": []} for c in wanted}
     tmp = tempfile.TemporaryDirectory()
-    onnx = onnx_file(a.cyclegan, tmp.name) if any(re.fullmatch(r"forward\d+(x\d+)?", c) for c in wanted) else None
+    onnx = None if a.no_reference else onnx_file(a.cyclegan, tmp.name) if any(re.fullmatch(r"forward\d+(x\d+)?", c) for c in wanted) else None
     for r in range(a.rounds):
         for case, cmd in CASES:
             if case not in wanted:
@@ -95,23 +103,44 @@ def main():
             ours = json_line([a.cyclegan, "bench", "--json", "--cases", case, "--repeats", str(reps)])
             results[case]["ours"].append(ours["median_s"])
             results[case]["ours_mem"].append(ours["peak_rss_mib"])
-            t, mem = pytorch(cmd, reps)
-            results[case]["torch"].append(t)
-            if mem is not None:
-                results[case]["torch_mem"].append(mem)
-            line = f"round {r + 1} {case}: ours {ours['median_s']:.3f} s, PyTorch {t:.3f} s"
+            line = f"round {r + 1} {case}: ours {ours['median_s']:.3f} s"
+            if a.before:
+                t = json_line([a.before, "bench", "--json", "--cases", case, "--repeats", str(reps)])["median_s"]
+                results[case]["before"].append(t)
+                line += f", before {t:.3f} s"
+            if not a.no_reference:
+                t, mem = pytorch(cmd, reps)
+                results[case]["torch"].append(t)
+                if mem is not None:
+                    results[case]["torch_mem"].append(mem)
+                line += f", PyTorch {t:.3f} s"
             if onnx and re.fullmatch(r"forward\d+(x\d+)?", case):
                 t, mem = onnxruntime(onnx, case, reps)
                 results[case]["ort"].append(t)
                 results[case]["ort_mem"].append(mem)
                 line += f", onnxruntime {t:.3f} s"
             print(line, file=sys.stderr)
-    import torch
-    import onnxruntime as ort
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
     avx512 = "AVX-512" if "avx512f" in open("/proc/cpuinfo").read() else "no AVX-512"
-    print(f"Machine: {cpu} ({avx512}), {os.cpu_count()} cores; PyTorch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), onnxruntime {ort.__version__}; {a.rounds} rounds, medians of medians.\n")
+    simd = f", CYCLEGAN_SIMD={os.environ['CYCLEGAN_SIMD']}" if os.environ.get("CYCLEGAN_SIMD") else ""
+    if a.no_reference:
+        print(f"Machine: {cpu} ({avx512}), {os.cpu_count()} cores{simd}; {a.rounds} rounds, medians of medians.\n")
+    else:
+        import torch
+        import onnxruntime as ort
+        print(f"Machine: {cpu} ({avx512}), {os.cpu_count()} cores{simd}; PyTorch {torch.__version__} "
+              f"({torch.get_num_threads()} threads), onnxruntime {ort.__version__}; {a.rounds} rounds, "
+              "medians of medians.\n")
+    if a.before:
+        print(f"before: {a.before}\n")
+        print("| case | ours (s) | before (s) | ours / before |")
+        print("| --- | ---: | ---: | ---: |")
+        for case in wanted:
+            o, b = statistics.median(results[case]["ours"]), statistics.median(results[case]["before"])
+            print(f"| {case} | {o:.3f} | {b:.3f} | {o / b:.2f} |")
+        print()
+    if a.no_reference:
+        return
     print("| case | ours (s) | PyTorch (s) | onnxruntime (s) | ours / PyTorch | ours / onnxruntime "
           "| ours peak MiB | PyTorch peak MiB | memory ratio |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

@@ -69,29 +69,7 @@ pub fn forward_rect(x: &[f32], xs: Nchw, w: &[f32], co: usize, kernel: [usize; 2
     let mut col = Scratch::take(kk * plane);
     for b in 0..xs.n {
         let src = &x[b * xs.c * xs.plane()..(b + 1) * xs.c * xs.plane()];
-        col.par_chunks_mut(kh * kw * plane).with_min_len(min_len(kh * kw * plane)).enumerate().for_each(|(c, dst)| {
-            let channel = &src[c * xs.plane()..(c + 1) * xs.plane()];
-            for ky in 0..kh {
-                for kx in 0..kw {
-                    let row = &mut dst[(ky * kw + kx) * plane..(ky * kw + kx + 1) * plane];
-                    for oy in 0..ys.h {
-                        let out = &mut row[oy * ys.w..(oy + 1) * ys.w];
-                        let iy = (oy + ky) as isize - ph as isize;
-                        if iy < 0 || iy >= xs.h as isize {
-                            out.fill(0.0);
-                            continue;
-                        }
-                        let line = &channel[iy as usize * xs.w..(iy as usize + 1) * xs.w];
-                        let (lo, hi) = inside(ys.w, xs.w, 1, kx, pw);
-                        out[..lo].fill(0.0);
-                        out[hi..].fill(0.0);
-                        if lo < hi {
-                            out[lo..hi].copy_from_slice(&line[lo + kx - pw..hi + kx - pw]);
-                        }
-                    }
-                }
-            }
-        });
+        im2col_rect(src, Nchw::new(1, xs.c, xs.h, xs.w), kernel, 1, padding, ys.h, ys.w, &mut col);
         let out = &mut y[b * co * plane..(b + 1) * co * plane];
         matmul(co, plane, kk, Mat::rows(w, kk), Mat::rows(&col, plane), out, false, Threads::All);
     }
@@ -149,28 +127,35 @@ fn flip_transpose(w: &[f32], co: usize, ci: usize, k: usize) -> Vec<f32> {
 /// The im2col matrix of one image: row `(c * k + ky) * k + kx`, column
 /// `oy * ow + ox`, holding `x[c][oy * s + ky - p][ox * s + kx - p]` (0 outside).
 fn im2col(x: &[f32], xs: Nchw, g: Geometry, oh: usize, ow: usize, col: &mut [f32]) {
-    let (h, w, k, s, p) = (xs.h, xs.w, g.k, g.stride, g.pad);
-    let rows_per_channel = k * k * oh * ow;
+    im2col_rect(x, xs, [g.k, g.k], g.stride, [g.pad, g.pad], oh, ow, col);
+}
+
+/// [`im2col`] for a `kh x kw` kernel with its own padding per axis
+/// (Inception's 1x7 and 7x1 layers; the generators' layers are square).
+#[allow(clippy::too_many_arguments)]
+fn im2col_rect(x: &[f32], xs: Nchw, [kh, kw]: [usize; 2], s: usize, [ph, pw]: [usize; 2], oh: usize, ow: usize, col: &mut [f32]) {
+    let (h, w) = (xs.h, xs.w);
+    let rows_per_channel = kh * kw * oh * ow;
     col.par_chunks_mut(rows_per_channel).with_min_len(min_len(rows_per_channel)).enumerate().for_each(|(c, dst)| {
         let src = &x[c * h * w..(c + 1) * h * w];
-        for ky in 0..k {
-            for kx in 0..k {
-                let row = &mut dst[(ky * k + kx) * oh * ow..(ky * k + kx + 1) * oh * ow];
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let row = &mut dst[(ky * kw + kx) * oh * ow..(ky * kw + kx + 1) * oh * ow];
                 for oy in 0..oh {
                     let out = &mut row[oy * ow..(oy + 1) * ow];
-                    let iy = (oy * s + ky) as isize - p as isize;
+                    let iy = (oy * s + ky) as isize - ph as isize;
                     if iy < 0 || iy >= h as isize {
                         out.fill(0.0);
                         continue;
                     }
                     let line = &src[iy as usize * w..(iy as usize + 1) * w];
-                    let (lo, hi) = inside(ow, w, s, kx, p);
+                    let (lo, hi) = inside(ow, w, s, kx, pw);
                     out[..lo].fill(0.0);
                     out[hi..].fill(0.0);
                     if lo == hi {
                         continue;
                     }
-                    let from = &line[lo * s + kx - p..];
+                    let from = &line[lo * s + kx - pw..];
                     if s == 1 {
                         out[lo..hi].copy_from_slice(&from[..hi - lo]);
                     } else {

@@ -48,6 +48,11 @@ def json_line(cmd):
     return json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
 
 
+def ours(cyclegan, case, repeats):
+    """One `cyclegan bench` run of `case` by the binary `cyclegan`."""
+    return json_line([cyclegan, "bench", "--json", "--cases", case, "--repeats", str(repeats)])
+
+
 def pytorch(cmd, repeats):
     cmd = [sys.executable, *cmd]
     if "time-forward" in cmd:
@@ -94,18 +99,19 @@ def main():
     wanted = a.cases.split(",")
     results = {c: {"ours": [], "ours_mem": [], "before": [], "torch": [], "torch_mem": [], "ort": [], "ort_mem": []} for c in wanted}
     tmp = tempfile.TemporaryDirectory()
-    onnx = None if a.no_reference else onnx_file(a.cyclegan, tmp.name) if any(re.fullmatch(r"forward\d+(x\d+)?", c) for c in wanted) else None
+    forward = any(re.fullmatch(r"forward\d+(x\d+)?", c) for c in wanted)
+    onnx = onnx_file(a.cyclegan, tmp.name) if forward and not a.no_reference else None
     for r in range(a.rounds):
         for case, cmd in CASES:
             if case not in wanted:
                 continue
             reps = a.repeats if case.startswith(("forward", "inception")) else max(3, a.repeats // 2)
-            ours = json_line([a.cyclegan, "bench", "--json", "--cases", case, "--repeats", str(reps)])
-            results[case]["ours"].append(ours["median_s"])
-            results[case]["ours_mem"].append(ours["peak_rss_mib"])
-            line = f"round {r + 1} {case}: ours {ours['median_s']:.3f} s"
+            row = ours(a.cyclegan, case, reps)
+            results[case]["ours"].append(row["median_s"])
+            results[case]["ours_mem"].append(row["peak_rss_mib"])
+            line = f"round {r + 1} {case}: ours {row['median_s']:.3f} s"
             if a.before:
-                t = json_line([a.before, "bench", "--json", "--cases", case, "--repeats", str(reps)])["median_s"]
+                t = ours(a.before, case, reps)["median_s"]
                 results[case]["before"].append(t)
                 line += f", before {t:.3f} s"
             if not a.no_reference:

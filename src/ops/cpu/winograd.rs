@@ -284,13 +284,16 @@ pub fn conv3x3_with<T: Tile>(x: &[f32], xs: Nchw, w: Filters, co: usize, bias: O
         // V[i][xi][t]
         let mut v = Scratch::take(ci * n * t_all);
         v.par_chunks_mut(n * t_all).with_min_len(min_len(n * t_all)).enumerate().for_each(|(i, vi)| transform(i, vi));
-        // U[o][i][xi]: read by the multiplies below with a stride of n. A
-        // pooled buffer: zero-filling a fresh one was 3 % of a small training
-        // step (every value is written below).
-        let mut u = Scratch::take(co * ci * n);
-        u.par_chunks_mut(n).enumerate().with_min_len(min_len(n * 4)).for_each(|(oi, dst)| filter_transform::<T>(&w.get(oi / ci, oi % ci), dst));
+        // U[o][xi][i]: each multiply below reads its element's filters as
+        // rows of ci contiguous values. (As [o][i][xi], read with a stride
+        // of n, every multiply touched the whole of U: the forward took
+        // twice its weight gradient's time.) A pooled buffer: zero-filling
+        // a fresh one was 3 % of a small training step (every value is
+        // written below).
+        let mut u = Scratch::take(co * n * ci);
+        u.par_chunks_mut(n * ci).enumerate().with_min_len(min_len(n * ci * 2)).for_each(|(o, uo)| filters_transform::<T>(w, o, uo));
         chunks.for_each(|(xi, mx)| {
-            let ux = Mat { data: &u[xi..], rs: ci * n, cs: n };
+            let ux = Mat { data: &u[xi * ci..], rs: n * ci, cs: 1 };
             let vx = Mat { data: &v[xi * t_all..], rs: n * t_all, cs: 1 };
             matmul(co, t_all, ci, ux, vx, mx, false, Threads::One);
         });
@@ -486,6 +489,44 @@ fn grad_transform_plane<T: Tile>(plane: &[f32], h: usize, w: usize, th: usize, t
             tx += lanes;
         }
     }
+}
+
+/// `U = G g G^T` of the filters `(o, i)` of `w` for every input channel
+/// `i` into `uo[xi * ci + i]`, `LANES` filters at a time.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
+fn filters_transform<T: Tile>(w: Filters, o: usize, uo: &mut [f32]) {
+    let ci = w.ci;
+    let mut i0 = 0;
+    while i0 < ci {
+        let lanes = LANES.min(ci - i0);
+        let mut g = [[0f32; LANES]; 9]; // g[tap][j]: filter (o, i0 + j)
+        for j in 0..lanes {
+            for (t, v) in w.get(o, i0 + j).into_iter().enumerate() {
+                g[t][j] = v;
+            }
+        }
+        // G g, by column
+        let cols: [[Lanes; MAX_A]; 3] = [0, 1, 2].map(|c| filter_lanes::<T>(&[g[c], g[3 + c], g[6 + c]]));
+        for r in 0..T::A {
+            let row = filter_lanes::<T>(&[cols[0][r], cols[1][r], cols[2][r]]);
+            for (c, v) in row.iter().enumerate().take(T::A) {
+                store(uo, (r * T::A + c) * ci + i0, v, lanes);
+            }
+        }
+        i0 += lanes;
+    }
+}
+
+/// `G g` for `LANES` filters' 3 values at once.
+#[inline(always)]
+fn filter_lanes<T: Tile>(g: &[Lanes; 3]) -> [Lanes; MAX_A] {
+    let mut out = [[0f32; LANES]; MAX_A];
+    for j in 0..LANES {
+        for (a, v) in T::filter([g[0][j], g[1][j], g[2][j]]).into_iter().enumerate() {
+            out[a][j] = v;
+        }
+    }
+    out
 }
 
 /// `G g G^T` for a 3x3 filter `g` into `u` (`A * A` values, row-major).

@@ -34,8 +34,8 @@ pub trait Tile {
     fn input(d: &[Lanes; MAX_A]) -> [Lanes; MAX_A];
     /// `A^T m`: `M` values from `A` per lane.
     fn output(m: &[Lanes; MAX_A]) -> [Lanes; MAX_A];
-    /// `G g`: `A` values from a filter's 3.
-    fn filter(g: [f32; 3]) -> [f32; MAX_A];
+    /// `G g`: `A` values from a filter's 3 per lane.
+    fn filter(g: &[Lanes; 3]) -> [Lanes; MAX_A];
     /// `A v`: `A` values from `M` per lane (the weight gradient's transform
     /// of an output-gradient tile).
     fn grad_tile(v: &[Lanes; MAX_A]) -> [Lanes; MAX_A];
@@ -85,9 +85,14 @@ impl Tile for F2 {
     }
 
     #[inline(always)]
-    fn filter([a, b, c]: [f32; 3]) -> [f32; MAX_A] {
+    fn filter([a, b, c]: &[Lanes; 3]) -> [Lanes; MAX_A] {
         // G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]]
-        [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c, 0.0, 0.0]
+        let mut t = [[0f32; LANES]; MAX_A];
+        t[0] = *a;
+        t[1] = lanes(|j| 0.5 * (a[j] + b[j] + c[j]));
+        t[2] = lanes(|j| 0.5 * (a[j] - b[j] + c[j]));
+        t[3] = *c;
+        t
     }
 
     #[inline(always)]
@@ -143,16 +148,16 @@ impl Tile for F4 {
     }
 
     #[inline(always)]
-    fn filter([a, b, c]: [f32; 3]) -> [f32; MAX_A] {
+    fn filter([a, b, c]: &[Lanes; 3]) -> [Lanes; MAX_A] {
         // G = [[1/4,0,0],[-1/6,-1/6,-1/6],[-1/6,1/6,-1/6],[1/24,1/12,1/6],[1/24,-1/12,1/6],[0,0,1]]
-        [
-            a / 4.0,
-            -(a + b + c) / 6.0,
-            -(a - b + c) / 6.0,
-            a / 24.0 + b / 12.0 + c / 6.0,
-            a / 24.0 - b / 12.0 + c / 6.0,
-            c,
-        ]
+        let mut t = [[0f32; LANES]; MAX_A];
+        t[0] = lanes(|j| a[j] / 4.0);
+        t[1] = lanes(|j| -(a[j] + b[j] + c[j]) / 6.0);
+        t[2] = lanes(|j| -(a[j] - b[j] + c[j]) / 6.0);
+        t[3] = lanes(|j| a[j] / 24.0 + b[j] / 12.0 + c[j] / 6.0);
+        t[4] = lanes(|j| a[j] / 24.0 - b[j] / 12.0 + c[j] / 6.0);
+        t[5] = *c;
+        t
     }
 
     #[inline(always)]
@@ -211,14 +216,24 @@ impl<'a> Filters<'a> {
         Self { w, ci, co: w.len() / (9 * ci), flipped: true }
     }
 
-    /// Filter `(o, i)`, row-major.
+    /// Filters `(o, i0 + j)` for the `lanes` lanes `j` into `g[tap][j]`
+    /// (taps row-major). Tap by tap, without a closure per filter: this
+    /// gather is most of the filter transform's time.
     #[inline(always)]
-    fn get(&self, o: usize, i: usize) -> [f32; 9] {
-        if self.flipped {
-            let g = &self.w[(i * self.co + o) * 9..][..9];
-            std::array::from_fn(|t| g[8 - t])
-        } else {
-            self.w[(o * self.ci + i) * 9..][..9].try_into().expect("nine taps")
+    fn gather(&self, o: usize, i0: usize, lanes: usize, g: &mut [Lanes; 9]) {
+        for j in 0..lanes {
+            let i = i0 + j;
+            if self.flipped {
+                let f: &[f32; 9] = self.w[(i * self.co + o) * 9..][..9].try_into().expect("nine taps");
+                for (t, gt) in g.iter_mut().enumerate() {
+                    gt[j] = f[8 - t];
+                }
+            } else {
+                let f: &[f32; 9] = self.w[(o * self.ci + i) * 9..][..9].try_into().expect("nine taps");
+                for (t, gt) in g.iter_mut().enumerate() {
+                    gt[j] = f[t];
+                }
+            }
         }
     }
 }
@@ -316,22 +331,17 @@ pub fn conv3x3_with<T: Tile>(x: &[f32], xs: Nchw, w: Filters, co: usize, bias: O
 fn filters_as_bf16_pairs<T: Tile>(w: Filters, co: usize, ci: usize) -> Vec<u32> {
     let (n, kp) = (T::A * T::A, ci.div_ceil(2));
     let mut u = vec![0u32; co * n * kp];
-    u.par_chunks_mut(n * kp).enumerate().for_each(|(o, uo)| {
-        let mut pair_u = [[0f32; MAX_A * MAX_A]; 2];
-        for p in 0..kp {
-            for (h, dst) in pair_u.iter_mut().enumerate() {
-                let i = 2 * p + h;
-                if i < ci {
-                    filter_transform::<T>(&w.get(o, i), dst);
-                } else {
-                    dst.fill(0.0);
+    u.par_chunks_mut(n * kp).enumerate().for_each_init(
+        || vec![0f32; n * ci],
+        |uf, (o, uo)| {
+            filters_transform::<T>(w, o, uf); // [xi][i]
+            for (xi, row) in uf.chunks_exact(ci).enumerate() {
+                for p in 0..kp {
+                    uo[xi * kp + p] = bf16::pair(row[2 * p], row.get(2 * p + 1).copied().unwrap_or(0.0));
                 }
             }
-            for xi in 0..n {
-                uo[xi * kp + p] = bf16::pair(pair_u[0][xi], pair_u[1][xi]);
-            }
-        }
-    });
+        },
+    );
     u
 }
 
@@ -496,45 +506,22 @@ fn grad_transform_plane<T: Tile>(plane: &[f32], h: usize, w: usize, th: usize, t
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
 fn filters_transform<T: Tile>(w: Filters, o: usize, uo: &mut [f32]) {
     let ci = w.ci;
+    // g[tap][j]: filter (o, i0 + j); lanes past a short last group keep
+    // stale values that are never stored
+    let mut g = [[0f32; LANES]; 9];
     let mut i0 = 0;
     while i0 < ci {
         let lanes = LANES.min(ci - i0);
-        let mut g = [[0f32; LANES]; 9]; // g[tap][j]: filter (o, i0 + j)
-        for j in 0..lanes {
-            for (t, v) in w.get(o, i0 + j).into_iter().enumerate() {
-                g[t][j] = v;
-            }
-        }
+        w.gather(o, i0, lanes, &mut g);
         // G g, by column
-        let cols: [[Lanes; MAX_A]; 3] = [0, 1, 2].map(|c| filter_lanes::<T>(&[g[c], g[3 + c], g[6 + c]]));
+        let cols = [T::filter(&[g[0], g[3], g[6]]), T::filter(&[g[1], g[4], g[7]]), T::filter(&[g[2], g[5], g[8]])];
         for r in 0..T::A {
-            let row = filter_lanes::<T>(&[cols[0][r], cols[1][r], cols[2][r]]);
+            let row = T::filter(&[cols[0][r], cols[1][r], cols[2][r]]);
             for (c, v) in row.iter().enumerate().take(T::A) {
                 store(uo, (r * T::A + c) * ci + i0, v, lanes);
             }
         }
         i0 += lanes;
-    }
-}
-
-/// `G g` for `LANES` filters' 3 values at once.
-#[inline(always)]
-fn filter_lanes<T: Tile>(g: &[Lanes; 3]) -> [Lanes; MAX_A] {
-    let mut out = [[0f32; LANES]; MAX_A];
-    for j in 0..LANES {
-        for (a, v) in T::filter([g[0][j], g[1][j], g[2][j]]).into_iter().enumerate() {
-            out[a][j] = v;
-        }
-    }
-    out
-}
-
-/// `G g G^T` for a 3x3 filter `g` into `u` (`A * A` values, row-major).
-fn filter_transform<T: Tile>(g: &[f32], u: &mut [f32]) {
-    let cols: [[f32; MAX_A]; 3] = std::array::from_fn(|c| T::filter([g[c], g[3 + c], g[6 + c]])); // G g, by column
-    for r in 0..T::A {
-        let row = T::filter([cols[0][r], cols[1][r], cols[2][r]]);
-        u[r * T::A..(r + 1) * T::A].copy_from_slice(&row[..T::A]);
     }
 }
 
@@ -748,6 +735,51 @@ mod tests {
             close(&conv3x3_with::<F2>(&x, xs, f, co, Some(&bias), pad, Products::F32), &want, 1e-5, "F2");
             close(&conv3x3_with::<F4>(&x, xs, f, co, Some(&bias), pad, Products::F32), &want, 1e-5, "F4");
         }
+    }
+
+    /// The bf16 path's transformed filters (`[o][xi][i / 2]` pairs) against
+    /// `G g G^T` in f64, an odd number of input channels (a half-empty
+    /// last pair) and flipped filters: the layout the bf16 products read,
+    /// checked on any CPU.
+    #[test]
+    fn bf16_filter_pairs_match_the_transform() {
+        fn check<T: Tile>(g_rows: &[[f64; 3]]) {
+            let (co, ci) = (3, 11);
+            let w = values(co * ci * 9, 4);
+            for flipped in [false, true] {
+                // flipped: the filters of the convolution whose weights are `w` read as [ci][co]
+                let (f, outs, ins) = if flipped { (Filters::flipped(&w, co), ci, co) } else { (Filters::new(&w, ci), co, ci) };
+                let u = filters_as_bf16_pairs::<T>(f, outs, ins);
+                let (a, kp) = (T::A, ins.div_ceil(2));
+                for o in 0..outs {
+                    for i in 0..ins + 1 {
+                        let tap = |t: usize| -> f64 {
+                            if i >= ins {
+                                0.0
+                            } else if flipped {
+                                w[(i * outs + o) * 9 + 8 - t] as f64
+                            } else {
+                                w[(o * ins + i) * 9 + t] as f64
+                            }
+                        };
+                        if i == ins && ins % 2 == 0 {
+                            break;
+                        }
+                        for r in 0..a {
+                            for c in 0..a {
+                                let want: f64 = (0..3).flat_map(|p| (0..3).map(move |q| (p, q))).map(|(p, q)| g_rows[r][p] * tap(p * 3 + q) * g_rows[c][q]).sum();
+                                let bits = u[(o * a * a + r * a + c) * kp + i / 2];
+                                let got = bf16::value(if i % 2 == 0 { bits & 0xffff } else { bits >> 16 });
+                                assert!((got as f64 - want).abs() <= want.abs() / 128.0 + 1e-6, "flipped {flipped} ({o},{i}) ({r},{c}): {got} vs {want}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        check::<F2>(&[[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]]);
+        let s = 1.0 / 6.0;
+        check::<F4>(&[[0.25, 0.0, 0.0], [-s, -s, -s], [-s, s, -s], [1.0 / 24.0, 1.0 / 12.0, s], [1.0 / 24.0, -1.0 / 12.0, s], [0.0, 0.0, 1.0]]);
     }
 
     /// The weight gradient of both variants against `sum_p dy[p] x[p + k]` in

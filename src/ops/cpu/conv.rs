@@ -443,6 +443,8 @@ pub(crate) mod tests {
         check(Nchw::new(1, 3, 13, 11), 8, Geometry::new(7, 1, 0), Method::Direct);
         check(Nchw::new(2, 6, 12, 9), 3, Geometry::new(7, 1, 3), Method::Direct);
         check(Nchw::new(1, 1, 8, 8), 5, Geometry::new(4, 1, 1), Method::Direct);
+        // two whole groups of eight outputs and a tail of five per row
+        check(Nchw::new(1, 3, 10, 21), 4, Geometry::new(7, 1, 3), Method::Direct);
     }
 
     #[test]

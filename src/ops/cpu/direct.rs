@@ -4,7 +4,6 @@
 //! matrix with a tiny dimension; here each loaded input vector feeds several
 //! output channels' accumulators, which stay in registers.
 
-use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::{Geometry, Nchw, min_len};
@@ -166,6 +165,39 @@ mod avx2 {
             }
         }
     }
+
+    /// [`super::correlate_rows`] with one load of the output gradient
+    /// feeding `K` fused multiply-adds (the compiler's version of the
+    /// portable loop ran at a quarter of this speed).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; for every `oy` in `rows`, `grad`
+    /// holds row `oy` (`ow` wide, `full <= ow`) and `image` row
+    /// `oy + ky - pad` (`pw >= full + K - 1` wide).
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn correlate_rows<const K: usize>(grad: &[f32], ow: usize, image: &[f32], pw: usize, rows: std::ops::Range<usize>, ky: usize, pad: usize, full: usize) -> [[f32; LANES]; K] {
+        unsafe {
+            let mut a = [_mm256_setzero_ps(); K];
+            for oy in rows {
+                let g = grad.as_ptr().add(oy * ow);
+                let line = image.as_ptr().add((oy + ky - pad) * pw);
+                let mut ox = 0;
+                while ox < full {
+                    let d = _mm256_loadu_ps(g.add(ox));
+                    for (kx, ak) in a.iter_mut().enumerate() {
+                        *ak = _mm256_fmadd_ps(d, _mm256_loadu_ps(line.add(ox + kx)), *ak);
+                    }
+                    ox += LANES;
+                }
+            }
+            let mut out = [[0f32; LANES]; K];
+            for (o, ak) in out.iter_mut().zip(a) {
+                _mm256_storeu_ps(o.as_mut_ptr(), ak);
+            }
+            out
+        }
+    }
 }
 
 /// `dw[o][i][ky][kx] = sum_b,oy,ox dy[b][o][oy][ox] * x[b][i][oy + ky - p][ox + kx - p]`.
@@ -173,13 +205,14 @@ pub fn weight_grad(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, g: Geometry) -> Ve
     assert_eq!(g.stride, 1);
     let (ci, co, k) = (xs.c, ys.c, g.k);
     let mut dw = vec![0f32; co * ci * k * k];
-    dw.par_chunks_mut(k * k).with_min_len(min_len(xs.n * ys.plane() * k * k)).enumerate().for_each(|(pair, taps)| {
+    dw.par_chunks_mut(k * k).with_min_len(min_len(xs.n * ys.plane() * k * k)).enumerate().for_each_init(Vec::new, |padded, (pair, taps)| {
         let (o, i) = (pair / ci, pair % ci);
         let mut acc = vec![0f64; k * k];
         for b in 0..xs.n {
             let image = &x[(b * ci + i) * xs.plane()..(b * ci + i + 1) * xs.plane()];
             let grad = &dy[(b * co + o) * ys.plane()..(b * co + o + 1) * ys.plane()];
-            correlate(grad, ys.h, ys.w, image, xs.h, xs.w, k, g.pad, &mut acc);
+            let pw = pad_rows(image, xs.w, g.pad, padded);
+            correlate(grad, ys.h, ys.w, padded, xs.h, pw, k, g.pad, &mut acc);
         }
         for (t, a) in taps.iter_mut().zip(acc) {
             *t = a as f32;
@@ -188,47 +221,127 @@ pub fn weight_grad(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, g: Geometry) -> Ve
     dw
 }
 
-/// `acc[ky * k + kx] += sum_oy,ox grad[oy][ox] * image[oy + ky - p][ox + kx - p]`.
+/// The rows of `image` (`w` wide) with `pad` zeros on the left and at least
+/// `pad` on the right into `padded`; returns the padded width. With the
+/// columns padded, [`correlate`] reads every group of outputs with plain
+/// vector loads: on a 64-pixel plane, handling the 2 x pad edge columns one
+/// at a time had cost as much as the rest of the row.
+fn pad_rows(image: &[f32], w: usize, pad: usize, padded: &mut Vec<f32>) -> usize {
+    let pw = w + 2 * pad;
+    let h = image.len() / w;
+    padded.clear();
+    padded.resize(h * pw, 0.0);
+    for (dst, src) in padded.chunks_exact_mut(pw).zip(image.chunks_exact(w)) {
+        dst[pad..pad + w].copy_from_slice(src);
+    }
+    pw
+}
+
+/// `acc[ky * k + kx] += sum_oy,ox grad[oy][ox] * image[oy + ky - p][ox + kx]`
+/// with `image` already padded by `p` columns on each side (`pw` wide, see
+/// [`pad_rows`]; rows above and below it are zero).
 #[allow(clippy::too_many_arguments)]
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
-fn correlate(grad: &[f32], oh: usize, ow: usize, image: &[f32], h: usize, w: usize, k: usize, pad: usize, acc: &mut [f64]) {
-    const MAX_K: usize = 8;
-    assert!(k <= MAX_K, "direct weight gradient handles kernels up to {MAX_K}");
-    for ky in 0..k {
-        let mut lanes = [[0f32; LANES]; MAX_K];
-        let mut edge = [0f64; MAX_K];
-        for oy in 0..oh {
-            let iy = (oy + ky) as isize - pad as isize;
-            if iy < 0 || iy >= h as isize {
-                continue;
+fn correlate(grad: &[f32], oh: usize, ow: usize, image: &[f32], h: usize, pw: usize, k: usize, pad: usize, acc: &mut [f64]) {
+    // The kernel size as a constant: with `k` read at run time the inner
+    // loop tested it before every multiply-add.
+    match k {
+        1 => correlate_k::<1>(grad, oh, ow, image, h, pw, pad, acc),
+        2 => correlate_k::<2>(grad, oh, ow, image, h, pw, pad, acc),
+        3 => correlate_k::<3>(grad, oh, ow, image, h, pw, pad, acc),
+        4 => correlate_k::<4>(grad, oh, ow, image, h, pw, pad, acc),
+        5 => correlate_k::<5>(grad, oh, ow, image, h, pw, pad, acc),
+        6 => correlate_k::<6>(grad, oh, ow, image, h, pw, pad, acc),
+        7 => correlate_k::<7>(grad, oh, ow, image, h, pw, pad, acc),
+        8 => correlate_k::<8>(grad, oh, ow, image, h, pw, pad, acc),
+        _ => panic!("direct weight gradient handles kernels up to 8, not {k}"),
+    }
+}
+
+/// [`correlate`] for a `K x K` kernel.
+#[allow(clippy::too_many_arguments)]
+fn correlate_k<const K: usize>(grad: &[f32], oh: usize, ow: usize, image: &[f32], h: usize, pw: usize, pad: usize, acc: &mut [f64]) {
+    // outputs ox..ox + LANES read columns up to ox + LANES + K - 2 <= ow + K - 2 < pw
+    assert!(ow + K - 1 <= pw && grad.len() >= oh * ow && image.len() >= h * pw);
+    let full = ow - ow % LANES;
+    let simd = simd_available();
+    for ky in 0..K {
+        // the output rows whose input row oy + ky - pad is inside the image
+        let rows = pad.saturating_sub(ky)..oh.min((h + pad).saturating_sub(ky));
+        let lanes = if simd {
+            // SAFETY: the CPU has AVX2 and FMA; `rows` and the assert above
+            // keep every read inside `grad` and `image`.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                avx2::correlate_rows::<K>(grad, ow, image, pw, rows.clone(), ky, pad, full)
             }
-            let line = &image[iy as usize * w..(iy as usize + 1) * w];
-            let grow = &grad[oy * ow..(oy + 1) * ow];
-            let mut ox = 0;
-            while ox < ow {
-                if ox + LANES <= ow && ox >= pad && ox + LANES + k - 1 <= w + pad {
-                    let d: [f32; LANES] = grow[ox..ox + LANES].try_into().expect("eight values");
-                    for (kx, lane) in lanes.iter_mut().enumerate().take(k) {
-                        let s = ox + kx - pad;
-                        let src = &line[s..s + LANES];
-                        for l in 0..LANES {
-                            lane[l] += d[l] * src[l];
-                        }
-                    }
-                    ox += LANES;
-                } else {
-                    for (kx, e) in edge.iter_mut().enumerate().take(k) {
-                        let s = (ox + kx) as isize - pad as isize;
-                        if s >= 0 && (s as usize) < w {
-                            *e += grow[ox] as f64 * line[s as usize] as f64;
-                        }
-                    }
-                    ox += 1;
+            #[cfg(not(target_arch = "x86_64"))]
+            unreachable!()
+        } else {
+            correlate_rows::<K>(grad, ow, image, pw, rows.clone(), ky, pad, full)
+        };
+        let mut tail = [0f64; K];
+        for oy in rows {
+            let line = &image[(oy + ky - pad) * pw..][..pw];
+            for ox in full..ow {
+                for (kx, t) in tail.iter_mut().enumerate() {
+                    *t += grad[oy * ow + ox] as f64 * line[ox + kx] as f64;
                 }
             }
         }
-        for kx in 0..k {
-            acc[ky * k + kx] += lanes[kx].iter().map(|v| *v as f64).sum::<f64>() + edge[kx];
+        for kx in 0..K {
+            acc[ky * K + kx] += lanes[kx].iter().map(|v| *v as f64).sum::<f64>() + tail[kx];
+        }
+    }
+}
+
+/// The portable path of [`correlate_k`]: for each `kx`, the sums over
+/// `rows` and the first `full` outputs of each, kept in `LANES` partial sums.
+#[allow(clippy::too_many_arguments)]
+fn correlate_rows<const K: usize>(grad: &[f32], ow: usize, image: &[f32], pw: usize, rows: std::ops::Range<usize>, ky: usize, pad: usize, full: usize) -> [[f32; LANES]; K] {
+    let mut lanes = [[0f32; LANES]; K];
+    for oy in rows {
+        let line = &image[(oy + ky - pad) * pw..][..pw];
+        for ox in (0..full).step_by(LANES) {
+            for (kx, lane) in lanes.iter_mut().enumerate() {
+                for (l, v) in lane.iter_mut().enumerate() {
+                    *v += grad[oy * ow + ox + l] * line[ox + kx + l];
+                }
+            }
+        }
+    }
+    lanes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::cpu::conv::tests::values;
+
+    /// The AVX2 rows (where the CPU has them) against the portable loop,
+    /// which the convolution tests reach only on other CPUs.
+    #[test]
+    fn both_correlation_paths_agree() {
+        let (oh, ow, h, pad): (usize, usize, usize, usize) = (9, 21, 9, 3);
+        let pw = ow + 6;
+        let (grad, image) = (values(oh * ow, 1), values(h * pw, 2));
+        let full = ow - ow % LANES;
+        for ky in 0..7 {
+            let rows = pad.saturating_sub(ky)..oh.min((h + pad).saturating_sub(ky));
+            let portable = correlate_rows::<7>(&grad, ow, &image, pw, rows.clone(), ky, pad, full);
+            // the same sums in f64, one output at a time
+            for (kx, lane) in portable.iter().enumerate() {
+                let want: f64 = rows.clone().flat_map(|oy| (0..full).map(move |ox| (oy, ox))).map(|(oy, ox)| grad[oy * ow + ox] as f64 * image[(oy + ky - pad) * pw + ox + kx] as f64).sum();
+                let got: f64 = lane.iter().map(|v| *v as f64).sum();
+                assert!((got - want).abs() < 1e-4, "portable ky {ky} kx {kx}: {got} vs {want}");
+            }
+            #[cfg(target_arch = "x86_64")]
+            if simd_available() {
+                // SAFETY: checked above; the rows are the image's.
+                let fast = unsafe { avx2::correlate_rows::<7>(&grad, ow, &image, pw, rows.clone(), ky, pad, full) };
+                for (a, b) in fast.iter().flatten().zip(portable.iter().flatten()) {
+                    assert!((a - b).abs() < 1e-4, "ky {ky}: AVX2 {a} vs portable {b}");
+                }
+            }
         }
     }
 }

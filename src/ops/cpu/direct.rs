@@ -4,6 +4,7 @@
 //! matrix with a tiny dimension; here each loaded input vector feeds several
 //! output channels' accumulators, which stay in registers.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::{Geometry, Nchw, min_len};
@@ -211,7 +212,7 @@ pub fn weight_grad(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, g: Geometry) -> Ve
         for b in 0..xs.n {
             let image = &x[(b * ci + i) * xs.plane()..(b * ci + i + 1) * xs.plane()];
             let grad = &dy[(b * co + o) * ys.plane()..(b * co + o + 1) * ys.plane()];
-            let pw = pad_rows(image, xs.w, g.pad, padded);
+            let pw = pad_rows(image, xs.h, xs.w, g.pad, padded);
             correlate(grad, ys.h, ys.w, padded, xs.h, pw, k, g.pad, &mut acc);
         }
         for (t, a) in taps.iter_mut().zip(acc) {
@@ -221,18 +222,17 @@ pub fn weight_grad(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, g: Geometry) -> Ve
     dw
 }
 
-/// The rows of `image` (`w` wide) with `pad` zeros on the left and at least
+/// The `h` rows of `image` (`w` wide) with `pad` zeros on the left and at least
 /// `pad` on the right into `padded`; returns the padded width. With the
 /// columns padded, [`correlate`] reads every group of outputs with plain
 /// vector loads: on a 64-pixel plane, handling the 2 x pad edge columns one
 /// at a time had cost as much as the rest of the row.
-fn pad_rows(image: &[f32], w: usize, pad: usize, padded: &mut Vec<f32>) -> usize {
+fn pad_rows(image: &[f32], h: usize, w: usize, pad: usize, padded: &mut Vec<f32>) -> usize {
     let pw = w + 2 * pad;
-    let h = image.len() / w;
     padded.clear();
     padded.resize(h * pw, 0.0);
-    for (dst, src) in padded.chunks_exact_mut(pw).zip(image.chunks_exact(w)) {
-        dst[pad..pad + w].copy_from_slice(src);
+    for y in 0..h {
+        padded[y * pw + pad..y * pw + pad + w].copy_from_slice(&image[y * w..(y + 1) * w]);
     }
     pw
 }
@@ -297,6 +297,7 @@ fn correlate_k<const K: usize>(grad: &[f32], oh: usize, ow: usize, image: &[f32]
 /// The portable path of [`correlate_k`]: for each `kx`, the sums over
 /// `rows` and the first `full` outputs of each, kept in `LANES` partial sums.
 #[allow(clippy::too_many_arguments)]
+#[multiversion(targets("x86_64+avx", "aarch64+neon"))]
 fn correlate_rows<const K: usize>(grad: &[f32], ow: usize, image: &[f32], pw: usize, rows: std::ops::Range<usize>, ky: usize, pad: usize, full: usize) -> [[f32; LANES]; K] {
     let mut lanes = [[0f32; LANES]; K];
     for oy in rows {

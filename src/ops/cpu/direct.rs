@@ -7,6 +7,7 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+use super::scratch::Scratch;
 use super::{Geometry, Nchw, min_len};
 
 const LANES: usize = 8;
@@ -205,15 +206,22 @@ mod avx2 {
 pub fn weight_grad(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, g: Geometry) -> Vec<f32> {
     assert_eq!(g.stride, 1);
     let (ci, co, k) = (xs.c, ys.c, g.k);
+    if xs.len() == 0 || ys.len() == 0 {
+        return vec![0f32; co * ci * k * k]; // a sum over no positions (and no zero-size chunks below)
+    }
+    // every input plane padded once, not once per output channel that reads it
+    let pw = xs.w + 2 * g.pad;
+    let padded_plane = xs.h * pw;
+    let mut padded = Scratch::take(xs.n * ci * padded_plane);
+    padded.par_chunks_mut(padded_plane).zip(x.par_chunks(xs.plane())).with_min_len(min_len(padded_plane)).for_each(|(dst, src)| pad_rows(src, xs.w, g.pad, dst));
     let mut dw = vec![0f32; co * ci * k * k];
-    dw.par_chunks_mut(k * k).with_min_len(min_len(xs.n * ys.plane() * k * k)).enumerate().for_each_init(Vec::new, |padded, (pair, taps)| {
+    dw.par_chunks_mut(k * k).with_min_len(min_len(xs.n * ys.plane() * k * k)).enumerate().for_each(|(pair, taps)| {
         let (o, i) = (pair / ci, pair % ci);
         let mut acc = vec![0f64; k * k];
         for b in 0..xs.n {
-            let image = &x[(b * ci + i) * xs.plane()..(b * ci + i + 1) * xs.plane()];
+            let image = &padded[(b * ci + i) * padded_plane..(b * ci + i + 1) * padded_plane];
             let grad = &dy[(b * co + o) * ys.plane()..(b * co + o + 1) * ys.plane()];
-            let pw = pad_rows(image, xs.h, xs.w, g.pad, padded);
-            correlate(grad, ys.h, ys.w, padded, xs.h, pw, k, g.pad, &mut acc);
+            correlate(grad, ys.h, ys.w, image, xs.h, pw, k, g.pad, &mut acc);
         }
         for (t, a) in taps.iter_mut().zip(acc) {
             *t = a as f32;
@@ -222,19 +230,18 @@ pub fn weight_grad(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, g: Geometry) -> Ve
     dw
 }
 
-/// The `h` rows of `image` (`w` wide) with `pad` zeros on the left and at least
-/// `pad` on the right into `padded`; returns the padded width. With the
-/// columns padded, [`correlate`] reads every group of outputs with plain
-/// vector loads: on a 64-pixel plane, handling the 2 x pad edge columns one
-/// at a time had cost as much as the rest of the row.
-fn pad_rows(image: &[f32], h: usize, w: usize, pad: usize, padded: &mut Vec<f32>) -> usize {
+/// The rows of `image` (`w` wide) with `pad` zeros on each side into
+/// `padded` (`w + 2 * pad` wide). With the columns padded, [`correlate`]
+/// reads every group of outputs with plain vector loads: on a 64-pixel
+/// plane, handling the 2 x pad edge columns one at a time had cost as much
+/// as the rest of the row.
+fn pad_rows(image: &[f32], w: usize, pad: usize, padded: &mut [f32]) {
     let pw = w + 2 * pad;
-    padded.clear();
-    padded.resize(h * pw, 0.0);
-    for y in 0..h {
-        padded[y * pw + pad..y * pw + pad + w].copy_from_slice(&image[y * w..(y + 1) * w]);
+    for (y, dst) in padded.chunks_exact_mut(pw).enumerate() {
+        dst[..pad].fill(0.0);
+        dst[pad..pad + w].copy_from_slice(&image[y * w..(y + 1) * w]);
+        dst[pad + w..].fill(0.0);
     }
-    pw
 }
 
 /// `acc[ky * k + kx] += sum_oy,ox grad[oy][ox] * image[oy + ky - p][ox + kx]`

@@ -65,3 +65,14 @@ pub fn instance_norm(x: Tensor<4>, eps: f64) -> Tensor<4> {
     let (var, mean) = flat.clone().var_mean_bias(2);
     ((flat - mean) / (var + eps).sqrt()).reshape([n, c, h, w])
 }
+
+/// One Adam step as PyTorch writes it: `exp_avg.lerp_(grad, 1 - beta1)`,
+/// `exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)`,
+/// `param -= step_size * exp_avg / (sqrt(exp_avg_sq) / bias2_sqrt + eps)`.
+pub fn adam_step(param: Tensor<1>, grad: Tensor<1>, m: Tensor<1>, v: Tensor<1>, c: super::AdamCoefficients) -> [Tensor<1>; 3] {
+    let m = m.clone() + (grad.clone() - m) * c.one_minus_beta1;
+    let v = v * c.beta2 + grad.square() * c.one_minus_beta2;
+    let denom = v.clone().sqrt() / c.bias2_sqrt + c.eps;
+    let param = param - m.clone() / denom * c.step_size;
+    [param, m, v]
+}

@@ -170,6 +170,38 @@ pub fn instance_norm(x: Tensor<4>, eps: f64) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as CpuKernels>::instance_norm_fast(x.into_dispatch(), eps))
 }
 
+/// The scalars of one Adam step (PyTorch's `torch.optim.Adam`), in the f32
+/// its element-wise operations compute in.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamCoefficients {
+    pub one_minus_beta1: f32,
+    pub beta2: f32,
+    pub one_minus_beta2: f32,
+    /// `sqrt(1 - beta2^t)`
+    pub bias2_sqrt: f32,
+    pub eps: f32,
+    /// `lr / (1 - beta1^t)`
+    pub step_size: f32,
+}
+
+/// One Adam step on a flattened parameter: the parameter, first and second
+/// moment after it, in that order. On the CPU (plain flex) one parallel
+/// pass updating the three in place where nothing else holds them
+/// ([`cpu::adam`]); elsewhere the composition of burn ops.
+pub fn adam_step(param: Tensor<1>, grad: Tensor<1>, m: Tensor<1>, v: Tensor<1>, c: AdamCoefficients) -> [Tensor<1>; 3] {
+    let device = param.device();
+    if !raw_kernels(&device) || param.dtype() != burn::tensor::DType::F32 {
+        return composite::adam_step(param, grad, m, v, c);
+    }
+    let n = param.dims()[0];
+    // into_data hands over a tensor's buffer without a copy when nothing
+    // else holds it (the moments, and the parameter once its graph is gone)
+    let values = |t: Tensor<1>| t.into_data().try_into_vec::<f32>().expect("f32 values");
+    let (mut p, g, mut mv, mut vv) = (values(param), values(grad), values(m), values(v));
+    cpu::adam::step(&mut p, &g, &mut mv, &mut vv, c);
+    [p, mv, vv].map(|x| Tensor::from_data(burn::tensor::TensorData::new(x, [n]), &device))
+}
+
 #[cfg(test)]
 mod tests {
     //! Each fast op against the plain composition of burn ops: values and gradients.
@@ -219,6 +251,42 @@ mod tests {
         assert_close(&format!("{name}: output"), yf, ys);
         assert_close(&format!("{name}: input gradient"), dxf, dxs);
         assert_close(&format!("{name}: weight gradient"), dwf, dws);
+    }
+
+    /// The one-pass CPU Adam against burn's ops: the same bits, steps 1 and
+    /// 5 (bias corrections far from one and near it), zeros and a gradient
+    /// of zero among the values.
+    #[test]
+    fn adam_step_matches_burn_bit_for_bit() {
+        let device = Device::flex();
+        assert!(raw_kernels(&device));
+        let n = 10_007; // several parallel chunks and a short last one
+        let mut values = rand([n], &device).into_data().try_to_vec::<f32>().unwrap();
+        values[..3].copy_from_slice(&[0.0, -0.0, 1e-30]);
+        let param = Tensor::<1>::from_data(TensorData::new(values, [n]), &device);
+        let grad = rand([n], &device) * 2.0 - 1.0;
+        let grad = grad.clone().mask_fill(grad.lower_elem(-0.9), 0.0);
+        let (mut fast, mut slow) = ([param.clone(), param.zeros_like(), param.zeros_like()], [param.clone(), param.zeros_like(), param.zeros_like()]);
+        for t in 1..=5 {
+            let c = AdamCoefficients {
+                one_minus_beta1: 0.5,
+                beta2: 0.999,
+                one_minus_beta2: (1.0 - 0.999f64) as f32,
+                bias2_sqrt: (1.0 - 0.999f64.powi(t)).sqrt() as f32,
+                eps: 1e-8,
+                step_size: (2e-4 / (1.0 - 0.5f64.powi(t))) as f32,
+            };
+            let [p, m, v] = fast;
+            fast = adam_step(p, grad.clone() * t as f32, m, v, c);
+            let [p, m, v] = slow;
+            slow = composite::adam_step(p, grad.clone() * t as f32, m, v, c);
+            for (what, a, b) in [("param", &fast[0], &slow[0]), ("exp_avg", &fast[1], &slow[1]), ("exp_avg_sq", &fast[2], &slow[2])] {
+                let (a, b) = (a.to_data().try_to_vec::<f32>().unwrap(), b.to_data().try_to_vec::<f32>().unwrap());
+                let differ = a.iter().zip(&b).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+                assert_eq!(differ, 0, "step {t}: {what} differs in {differ} of {n} values");
+            }
+        }
+        assert!(fast[0].clone().sub(param).abs().max().into_scalar::<f32>() > 0.0, "the parameter moved");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use burn::module::Param;
 use burn::tensor::{Gradients, Tensor};
 
 use crate::checkpoint::{Mismatch, StateDict};
+use crate::ops::{self, AdamCoefficients};
 use crate::nets::{NamedTensors, Slot};
 
 pub const BETA2: f64 = 0.999;
@@ -39,7 +40,9 @@ impl Adam {
 
     /// One step at learning rate `lr` on every trainable tensor of `nets`,
     /// named `<name>.<official key>`.
-    pub fn step(&mut self, lr: f64, nets: &mut [(&str, &mut dyn NamedTensors)], grads: &Gradients) {
+    /// Each gradient is taken out of `grads` as it is used, so that the CPU
+    /// path may read its buffer without a copy.
+    pub fn step(&mut self, lr: f64, nets: &mut [(&str, &mut dyn NamedTensors)], grads: &mut Gradients) {
         self.steps += 1;
         let t = self.steps as i32;
         let bias1 = 1.0 - self.beta1.powi(t);
@@ -59,29 +62,38 @@ impl Adam {
         &mut self,
         key: String,
         p: &mut Param<Tensor<D>>,
-        grads: &Gradients,
+        grads: &mut Gradients,
         step_size: f64,
         bias2_sqrt: f64,
     ) {
-        let value = p.val();
-        let Some(grad) = value.grad(grads) else { return };
+        let Some(grad) = p.val().grad_remove(grads) else { return };
         let shape = grad.shape();
         let n = shape.num_elements();
         let g = grad.reshape([n]);
-        let b1 = self.beta1;
         let m = self.moments.entry(key).or_insert_with(|| Moments {
             exp_avg: Tensor::zeros([n], &g.device()),
             exp_avg_sq: Tensor::zeros([n], &g.device()),
         });
-        // PyTorch: exp_avg.lerp_(grad, 1 - beta1); exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
-        m.exp_avg = m.exp_avg.clone() + (g.clone() - m.exp_avg.clone()) * (1.0 - b1);
-        m.exp_avg_sq = m.exp_avg_sq.clone() * BETA2 + g.clone().square() * (1.0 - BETA2);
-        // denom = sqrt(exp_avg_sq) / sqrt(bias_correction2) + eps; param -= lr / bias_correction1 * exp_avg / denom
-        let denom = m.exp_avg_sq.clone().sqrt() / bias2_sqrt + EPS;
-        let update = (m.exp_avg.clone() / denom * step_size).reshape(shape);
-        *p = p.clone().map(|old| {
+        // The scalars in f32, as burn's element-wise ops take them.
+        let c = AdamCoefficients {
+            one_minus_beta1: (1.0 - self.beta1) as f32,
+            beta2: BETA2 as f32,
+            one_minus_beta2: (1.0 - BETA2) as f32,
+            bias2_sqrt: bias2_sqrt as f32,
+            eps: EPS as f32,
+            step_size: step_size as f32,
+        };
+        // Taken out of the map for the step so that the CPU path may update
+        // their buffers in place (nothing else holds them).
+        let zeros = || Tensor::<1>::empty([0], &g.device());
+        let (avg, avg_sq) = (std::mem::replace(&mut m.exp_avg, zeros()), std::mem::replace(&mut m.exp_avg_sq, zeros()));
+        // The parameter taken out of `p` rather than cloned, for the same reason.
+        let placeholder = Param::initialized(p.id, Tensor::empty([0; D], &g.device()));
+        *p = std::mem::replace(p, placeholder).map(|old| {
             let require_grad = old.is_require_grad();
-            let fresh = Tensor::from_inner(old.inner() - update);
+            let [param, avg, avg_sq] = ops::adam_step(old.inner().reshape([n]), g, avg, avg_sq, c);
+            (m.exp_avg, m.exp_avg_sq) = (avg, avg_sq);
+            let fresh = Tensor::from_inner(param.reshape(shape));
             if require_grad { fresh.require_grad() } else { fresh }
         });
     }

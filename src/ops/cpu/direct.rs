@@ -76,7 +76,7 @@ fn conv_row(image: &[f32], h: usize, w: usize, ci: usize, wb: &[f32], co: usize,
         .collect();
     let lines: Vec<(usize, &[f32])> = lines.iter().map(|(r, l)| (*r, l.as_ref())).collect();
     let w = lines.first().map_or(w, |(_, l)| l.len());
-    let simd = simd_available();
+    let simd = super::simd::avx2();
     for blk in 0..co.div_ceil(BLOCK) {
         let wblk = &wb[blk * ci * k * k * BLOCK..(blk + 1) * ci * k * k * BLOCK];
         let mut ox = 0;
@@ -101,17 +101,6 @@ fn conv_row(image: &[f32], h: usize, w: usize, ci: usize, wb: &[f32], co: usize,
             }
             ox += n;
         }
-    }
-}
-
-fn simd_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 
@@ -270,7 +259,7 @@ fn correlate_k<const K: usize>(grad: &[f32], oh: usize, ow: usize, image: &[f32]
     // outputs ox..ox + LANES read columns up to ox + LANES + K - 2 <= ow + K - 2 < pw
     assert!(ow + K - 1 <= pw && grad.len() >= oh * ow && image.len() >= h * pw);
     let full = ow - ow % LANES;
-    let simd = simd_available();
+    let simd = super::simd::avx2();
     for ky in 0..K {
         // the output rows whose input row oy + ky - pad is inside the image
         let rows = pad.saturating_sub(ky)..oh.min((h + pad).saturating_sub(ky));
@@ -343,7 +332,7 @@ mod tests {
                 assert!((got - want).abs() < 1e-4, "portable ky {ky} kx {kx}: {got} vs {want}");
             }
             #[cfg(target_arch = "x86_64")]
-            if simd_available() {
+            if crate::ops::cpu::simd::avx2() {
                 // SAFETY: checked above; the rows are the image's.
                 let fast = unsafe { avx2::correlate_rows::<7>(&grad, ow, &image, pw, rows.clone(), ky, pad, full) };
                 for (a, b) in fast.iter().flatten().zip(portable.iter().flatten()) {

@@ -11,10 +11,12 @@
 //! - [`pad`]: reflection padding and its adjoint.
 //! - [`norm`]: instance norm forward and backward in one pass each.
 //! - [`blur`]: CUT's anti-aliased down- and upsampling, as separable passes.
+//! - [`adam`]: one Adam step, moments and parameter in one parallel pass.
 //!
 //! Hot loops are compiled for AVX2+FMA as well as the baseline and picked at
 //! run time (`multiversion`), so one binary runs everywhere.
 
+pub mod adam;
 pub mod bf16;
 pub mod blur;
 pub mod conv;

@@ -76,6 +76,11 @@ pub fn level() -> Level {
     })
 }
 
+/// Whether our AVX2 kernels may run: the CPU has AVX2 and FMA.
+pub fn avx2() -> bool {
+    level() >= Level::Avx2
+}
+
 /// Whether `CYCLEGAN_SIMD` holds the kernels below what the CPU has.
 pub fn capped() -> bool {
     level() < detected()

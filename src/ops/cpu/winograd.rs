@@ -216,11 +216,32 @@ impl<'a> Filters<'a> {
         Self { w, ci, co: w.len() / (9 * ci), flipped: true }
     }
 
+    /// Where filter `(o, i0)` starts in `w`, and how far apart the filters
+    /// `(o, i0 + j)` of consecutive lanes `j` are.
+    #[inline(always)]
+    fn lane_start_and_stride(&self, o: usize, i0: usize) -> (usize, usize) {
+        if self.flipped { ((i0 * self.co + o) * 9, self.co * 9) } else { ((o * self.ci + i0) * 9, 9) }
+    }
+
     /// Filters `(o, i0 + j)` for the `lanes` lanes `j` into `g[tap][j]`
-    /// (taps row-major). Tap by tap, without a closure per filter: this
-    /// gather is most of the filter transform's time.
+    /// (taps row-major). Tap by tap, without a closure per filter; whole
+    /// groups go through [`avx2::gather`] where the CPU has AVX2 (one
+    /// element at a time, this gather was most of the transform's time).
     #[inline(always)]
     fn gather(&self, o: usize, i0: usize, lanes: usize, g: &mut [Lanes; 9]) {
+        #[cfg(target_arch = "x86_64")]
+        if lanes == LANES && super::simd::avx2() {
+            let (start, stride) = self.lane_start_and_stride(o, i0);
+            // SAFETY: AVX2 is present; `gather` checks its reads against `w`.
+            unsafe { avx2::gather(self.w, start, stride, self.flipped, g) };
+            return;
+        }
+        self.gather_scalar(o, i0, lanes, g);
+    }
+
+    /// [`Self::gather`] one value at a time, for any number of lanes.
+    #[inline(always)]
+    fn gather_scalar(&self, o: usize, i0: usize, lanes: usize, g: &mut [Lanes; 9]) {
         for j in 0..lanes {
             let i = i0 + j;
             if self.flipped {
@@ -235,6 +256,139 @@ impl<'a> Filters<'a> {
                 }
             }
         }
+    }
+}
+
+/// AVX2 code for the two gathers that feed the transforms eight lanes at a
+/// time: eight filters' taps (read as rows, turned into lanes by an 8 x 8
+/// transpose) and the columns of eight side-by-side tiles (whole rows taken
+/// apart by shuffles). As scalar loops they were a third of the filter
+/// transform's time (weights in cache) and a tenth to a fifth of the F4
+/// input transform's.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{LANES, Lanes};
+    use std::arch::x86_64::*;
+
+    /// `g[t][j]` = tap `t` of the filter starting at `w[start + j * stride]`
+    /// (reversed, tap `8 - t`, when `flipped`), for the eight lanes `j`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn gather(w: &[f32], start: usize, stride: usize, flipped: bool, g: &mut [Lanes; 9]) {
+        assert!(start + (LANES - 1) * stride + 9 <= w.len(), "filters past the weights");
+        assert!((LANES - 1) * stride <= i32::MAX as usize, "filter stride past i32");
+        // Eight taps of each filter as one row (taps 0..8, or 1..9 when
+        // flipped so that the one left over is tap 0 in both cases), the
+        // ninth by a gather.
+        let (rows_from, rest) = if flipped { (1, 0) } else { (0, 8) };
+        // SAFETY: the assert keeps every read inside `w`.
+        let p = unsafe { w.as_ptr().add(start) };
+        let r: [__m256; LANES] = std::array::from_fn(|j| unsafe { _mm256_loadu_ps(p.add(j * stride + rows_from)) });
+        let t = transpose(r); // t[k][j]: element k of row j
+        let s = stride as i32;
+        let lane_offsets = _mm256_setr_epi32(0, s, 2 * s, 3 * s, 4 * s, 5 * s, 6 * s, 7 * s);
+        // SAFETY: as above.
+        let last = unsafe { _mm256_i32gather_ps::<4>(p.add(rest), lane_offsets) };
+        for (k, tk) in t.iter().enumerate() {
+            // A flipped filter's tap t is stored at 8 - t, here row element 7 - t.
+            let tap = if flipped { 7 - k } else { k };
+            unsafe { _mm256_storeu_ps(g[tap].as_mut_ptr(), *tk) };
+        }
+        unsafe { _mm256_storeu_ps(g[8].as_mut_ptr(), last) };
+    }
+
+    /// `d[c][r][j] = row[m * j + c]` for `c < cols` (`m` 2 or 4, `cols` at
+    /// most `m + 2`): the columns of eight side-by-side tiles taken apart by
+    /// shuffles, from whole-vector loads.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn split(m: usize, d: &mut [[Lanes; super::MAX_A]; super::MAX_A], r: usize, row: &[f32], cols: usize) {
+        assert!((m == 2 || m == 4) && cols <= m + 2 && row.len() >= m * LANES + 4, "row too short to split");
+        let load = |at: usize| unsafe { _mm256_loadu_ps(row.as_ptr().add(at)) };
+        let mut put = |c: usize, v: __m256| {
+            if c < cols {
+                unsafe { _mm256_storeu_ps(d[c][r].as_mut_ptr(), v) };
+            }
+        };
+        if m == 2 {
+            // even and odd values of 16 from `at`, each as eight lanes
+            let halves = |at: usize| {
+                let (a, b) = (load(at), load(at + 8));
+                let even = _mm256_shuffle_ps::<0x88>(a, b); // a0 a2 b0 b2 | a4 a6 b4 b6
+                let odd = _mm256_shuffle_ps::<0xDD>(a, b);
+                let order = |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(v)));
+                (order(even), order(odd))
+            };
+            let (c0, c1) = halves(0);
+            let (c2, c3) = halves(2);
+            put(0, c0);
+            put(1, c1);
+            put(2, c2);
+            put(3, c3);
+        } else {
+            // values 4j + c of 32 from `at`: a 4 x 4 transpose in each half
+            // leaves lanes in the order j = 0 2 4 6 | 1 3 5 7
+            let quarters = |at: usize| {
+                let q: [__m256; 4] = std::array::from_fn(|k| load(at + 8 * k));
+                let t0 = _mm256_unpacklo_ps(q[0], q[1]);
+                let t1 = _mm256_unpackhi_ps(q[0], q[1]);
+                let t2 = _mm256_unpacklo_ps(q[2], q[3]);
+                let t3 = _mm256_unpackhi_ps(q[2], q[3]);
+                let order = |v: __m256| _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                [
+                    order(_mm256_shuffle_ps::<0x44>(t0, t2)),
+                    order(_mm256_shuffle_ps::<0xEE>(t0, t2)),
+                    order(_mm256_shuffle_ps::<0x44>(t1, t3)),
+                    order(_mm256_shuffle_ps::<0xEE>(t1, t3)),
+                ]
+            };
+            for (c, v) in quarters(0).into_iter().enumerate() {
+                put(c, v);
+            }
+            if cols > 4 {
+                let [c4, c5, _, _] = quarters(4);
+                put(4, c4);
+                put(5, c5);
+            }
+        }
+    }
+
+    /// The transpose of an 8 x 8 matrix given by rows.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn transpose(r: [__m256; 8]) -> [__m256; 8] {
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ]
     }
 }
 
@@ -468,7 +622,8 @@ fn filters_from_products<T: Tile>(m: &[f32], plane: usize, oi0: usize, out: &mut
 #[allow(clippy::too_many_arguments)]
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
 fn grad_transform_plane<T: Tile>(plane: &[f32], h: usize, w: usize, th: usize, tw: usize, yo: &mut [f32], t_all: usize, t0: usize) {
-    let mut row = [0f32; 4 * LANES];
+    // (four more than the widest span: see `gather`)
+    let mut row = [0f32; 4 * LANES + 4];
     // Work arrays live across tiles: zeroing them per group of tiles was a
     // call to memset each time (6 % of a training step).
     // d[c][r][j]: element (r, c) of tile tx + j, by column
@@ -489,11 +644,10 @@ fn grad_transform_plane<T: Tile>(plane: &[f32], h: usize, w: usize, th: usize, t
                     continue;
                 }
                 let line = &plane[yy * w..(yy + 1) * w];
-                let row = &mut row[..span];
                 let have = span.min(w - x0);
                 row[..have].copy_from_slice(&line[x0..x0 + have]);
-                row[have..].fill(0.0);
-                gather::<T>(&mut d, r, row, T::M);
+                row[have..span].fill(0.0);
+                gather::<T>(&mut d, r, &row, T::M);
             }
             transform_2d::<T>(&d, &mut t, T::M, T::grad_tile, yo, t_all, t0 + ty * tw + tx, lanes);
             tx += lanes;
@@ -557,8 +711,22 @@ fn load<T: Tile>(e: &mut [[Lanes; MAX_A]; MAX_A], src: &[f32], stride: usize, at
 
 /// Row `r` of `LANES` side-by-side tiles of side `T::M` (plus overlap) from
 /// one line of the plane: `d[c][r][j] = row[T::M * j + c]` for `c < cols`.
+/// `row` holds at least `T::M * LANES + 4` values (four past the last
+/// tile's overlap) so that [`avx2::split`] may read whole vectors.
 #[inline(always)]
 fn gather<T: Tile>(d: &mut [[Lanes; MAX_A]; MAX_A], r: usize, row: &[f32], cols: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::avx2() && (T::M == 2 || T::M == 4) {
+        // SAFETY: AVX2 is present; `split` checks its reads against `row`.
+        unsafe { avx2::split(T::M, d, r, row, cols) };
+        return;
+    }
+    gather_scalar::<T>(d, r, row, cols);
+}
+
+/// [`gather`] one value at a time.
+#[inline(always)]
+fn gather_scalar<T: Tile>(d: &mut [[Lanes; MAX_A]; MAX_A], r: usize, row: &[f32], cols: usize) {
     for (c, dc) in d.iter_mut().enumerate().take(cols) {
         for j in 0..LANES {
             dc[r][j] = row[T::M * j + c];
@@ -612,7 +780,8 @@ fn input_transform_plane<T: Tile>(
 ) {
     // A row of the padded plane, long enough for LANES tiles.
     let span = T::M * LANES + 2;
-    let mut row = [0f32; 4 * LANES + 2];
+    // (two more than the widest span: see `gather`)
+    let mut row = [0f32; 4 * LANES + 4];
     // Work arrays live across tiles (see `grad_transform_plane`).
     // d[c][r][j]: element (r, c) of tile tx + j, by column
     let mut d = [[[0f32; LANES]; MAX_A]; MAX_A];
@@ -632,19 +801,19 @@ fn input_transform_plane<T: Tile>(
                     continue;
                 }
                 let line = &plane[yy as usize * w..(yy as usize + 1) * w];
-                let row = &mut row[..span];
+                let part = &mut row[..span];
                 if x0 >= 0 && x0 as usize + span <= w {
-                    row.copy_from_slice(&line[x0 as usize..x0 as usize + span]);
+                    part.copy_from_slice(&line[x0 as usize..x0 as usize + span]);
                 } else {
                     // Zeros left and right of the plane, with one unsigned
                     // comparison per element (a negative index wraps past
                     // `w`): on small planes every group of tiles is here.
-                    for (k, v) in row.iter_mut().enumerate() {
+                    for (k, v) in part.iter_mut().enumerate() {
                         let xx = x0.wrapping_add(k as isize) as usize;
                         *v = if xx < w { line[xx] } else { 0.0 };
                     }
                 }
-                gather::<T>(&mut d, r, row, T::A);
+                gather::<T>(&mut d, r, &row, T::A);
             }
             // B^T d (down each column), then (B^T d) B (along each row)
             transform_2d::<T>(&d, &mut t, T::A, T::input, vi, t_all, t0 + ty * tw + tx, lanes);
@@ -782,6 +951,39 @@ mod tests {
 
     /// The weight gradient of both variants against `sum_p dy[p] x[p + k]` in
     /// f64 (15 x 17 filters: a short last group of lanes).
+    /// The AVX2 gathers of filter taps and of tile columns against the
+    /// scalar loops they replace (where the CPU has AVX2).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn vector_gathers_match_the_scalar_loops() {
+        if !crate::ops::cpu::simd::avx2() {
+            return;
+        }
+        let (co, ci) = (11, 19); // both ways round at least one group of eight
+        let w = values(co * ci * 9, 4);
+        for filters in [Filters::new(&w, ci), Filters::flipped(&w, co)] {
+            let (outputs, inputs) = (filters.co, filters.ci);
+            for o in 0..outputs {
+                for i0 in 0..=inputs - LANES {
+                    let (mut got, mut want) = ([[0f32; LANES]; 9], [[0f32; LANES]; 9]);
+                    let (start, stride) = filters.lane_start_and_stride(o, i0);
+                    unsafe { avx2::gather(&w, start, stride, filters.flipped, &mut got) };
+                    filters.gather_scalar(o, i0, LANES, &mut want);
+                    assert_eq!(got, want, "filters ({o}, {i0}..), flipped {}", filters.flipped);
+                }
+            }
+        }
+        let row = values(4 * LANES + 4, 5);
+        for (m, cols) in [(2, 2), (2, 4), (4, 4), (4, 6)] {
+            for r in [0, 3] {
+                let (mut got, mut want) = ([[[0f32; LANES]; MAX_A]; MAX_A], [[[0f32; LANES]; MAX_A]; MAX_A]);
+                unsafe { avx2::split(m, &mut got, r, &row, cols) };
+                if m == 2 { gather_scalar::<F2>(&mut want, r, &row, cols) } else { gather_scalar::<F4>(&mut want, r, &row, cols) }
+                assert_eq!(got, want, "tile columns, m {m}, {cols} columns, row {r}");
+            }
+        }
+    }
+
     #[test]
     fn weight_gradients_match_a_naive_sum() {
         for (xs, co, pad) in [(Nchw::new(2, 15, 9, 7), 17, 0), (Nchw::new(1, 20, 6, 8), 16, 1), (Nchw::new(2, 16, 21, 37), 16, 2)] {

@@ -134,8 +134,8 @@ impl CutTrainer {
             loss_d = loss_d + gradient_penalty(d, real_b.clone(), fake_b.clone().detach(), &alphas).surrogate;
         }
         let d_values = scalars(vec![loss_d_fake, loss_d_real]);
-        let grads = loss_d.backward();
-        self.opt_d.step(lr, &mut [("D", &mut self.nets.d as &mut dyn NamedTensors)], &grads);
+        let mut grads = loss_d.backward();
+        self.opt_d.step(lr, &mut [("D", &mut self.nets.d as &mut dyn NamedTensors)], &mut grads);
         drop(grads);
 
         // 3. generator and netF, the updated discriminator frozen
@@ -155,10 +155,10 @@ impl CutTrainer {
         };
         let loss_g = loss_g_gan.clone() + nce_both;
         let g_values = scalars(vec![loss_g_gan, loss_g.clone(), loss_nce, loss_nce_y.unwrap_or_else(zero)]);
-        let grads = loss_g.backward();
-        self.opt_g.step(lr, &mut [("G", &mut self.nets.g as &mut dyn NamedTensors)], &grads);
+        let mut grads = loss_g.backward();
+        self.opt_g.step(lr, &mut [("G", &mut self.nets.g as &mut dyn NamedTensors)], &mut grads);
         if obj.lambda_nce > 0.0 && obj.net_f == PatchFeatures::MlpSample {
-            self.opt_f.step(lr, &mut [("F", &mut self.nets.f as &mut dyn NamedTensors)], &grads);
+            self.opt_f.step(lr, &mut [("F", &mut self.nets.f as &mut dyn NamedTensors)], &mut grads);
         }
 
         let mut pairs = vec![

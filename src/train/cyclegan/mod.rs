@@ -126,10 +126,10 @@ impl CycleGanTrainer {
         // Keep plain copies of what outlives the generator graph.
         let (fake_a, fake_b) = (fake_a.detach(), fake_b.detach());
         let (rec_a, rec_b) = (rec_a.detach(), rec_b.detach());
-        let grads = total.backward();
+        let mut grads = total.backward();
         let mut g_nets: [(&str, &mut dyn crate::nets::NamedTensors); 2] =
             [("G_A", &mut self.nets.g_a), ("G_B", &mut self.nets.g_b)];
-        self.opt_g.step(lr, &mut g_nets, &grads);
+        self.opt_g.step(lr, &mut g_nets, &mut grads);
         drop(grads);
 
         // 3. discriminators, on pooled fakes from before the generator step
@@ -142,10 +142,10 @@ impl CycleGanTrainer {
             d_total = d_total + gp.surrogate.clone();
         }
         let d_values = scalars(vec![loss_d_a.clone(), loss_d_b.clone()]);
-        let grads = d_total.backward();
+        let mut grads = d_total.backward();
         let mut d_nets: [(&str, &mut dyn crate::nets::NamedTensors); 2] =
             [("D_A", &mut self.nets.d_a), ("D_B", &mut self.nets.d_b)];
-        self.opt_d.step(lr, &mut d_nets, &grads);
+        self.opt_d.step(lr, &mut d_nets, &mut grads);
 
         let penalty = |gp: &Option<GradientPenalty>| gp.as_ref().map_or(0.0, |g| g.value);
         // the official order: D_A G_A cycle_A idt_A D_B G_B cycle_B idt_B

@@ -259,7 +259,9 @@ mod tests {
     #[test]
     fn adam_step_matches_burn_bit_for_bit() {
         let device = Device::flex();
-        assert!(raw_kernels(&device));
+        if !raw_kernels(&device) {
+            return; // CYCLEGAN_KERNELS=burn: both sides would be burn's ops
+        }
         let n = 10_007; // several parallel chunks and a short last one
         let mut values = rand([n], &device).into_data().try_to_vec::<f32>().unwrap();
         values[..3].copy_from_slice(&[0.0, -0.0, 1e-30]);

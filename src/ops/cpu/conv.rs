@@ -445,6 +445,8 @@ pub(crate) mod tests {
         check(Nchw::new(1, 1, 8, 8), 5, Geometry::new(4, 1, 1), Method::Direct);
         // two whole groups of eight outputs and a tail of five per row
         check(Nchw::new(1, 3, 10, 21), 4, Geometry::new(7, 1, 3), Method::Direct);
+        // no padding and sixteen outputs a row: rows read in place, unpadded
+        check(Nchw::new(1, 3, 9, 22), 5, Geometry::new(7, 1, 0), Method::Direct);
     }
 
     #[test]

@@ -28,6 +28,28 @@ pub fn conv(x: &[f32], xs: Nchw, w: &[f32], co: usize, g: Geometry) -> Vec<f32> 
         }
     }
     let mut y = vec![0f32; ys.len()];
+    if xs.len() == 0 {
+        return y; // a sum over no inputs (and no zero-size chunks below)
+    }
+    // Every input plane's rows padded once, `pad` zeros on the left and
+    // `pad` plus slack for a full last chunk on the right, so that every
+    // chunk reads inside its row (not once per output row reading them:
+    // an allocation and a copy per row, k times over).
+    let slack = 2 * LANES;
+    let padded_planes;
+    let (planes, pw) = if g.pad == 0 && ys.w.is_multiple_of(2 * LANES) {
+        (x, xs.w)
+    } else {
+        let pw = xs.w + 2 * g.pad + slack;
+        let mut padded = Scratch::take(xs.n * ci * xs.h * pw);
+        padded
+            .par_chunks_mut(xs.h * pw)
+            .zip(x.par_chunks(xs.plane()))
+            .with_min_len(min_len(xs.h * pw))
+            .for_each(|(dst, src)| pad_rows(src, xs.w, g.pad, g.pad + slack, dst));
+        padded_planes = padded;
+        (&padded_planes[..], pw)
+    };
     // One task per (image, output row): it writes that row of every output channel.
     let rows: Vec<(usize, usize)> = (0..xs.n).flat_map(|b| (0..ys.h).map(move |oy| (b, oy))).collect();
     let results: Vec<Vec<f32>> = rows
@@ -35,8 +57,8 @@ pub fn conv(x: &[f32], xs: Nchw, w: &[f32], co: usize, g: Geometry) -> Vec<f32> 
         .with_min_len(min_len(co * ys.w * ci * k * k))
         .map(|&(b, oy)| {
             let mut out = vec![0f32; co * ys.w];
-            let image = &x[b * ci * xs.plane()..(b + 1) * ci * xs.plane()];
-            conv_row(image, xs.h, xs.w, ci, &wb, co, k, g.pad, oy, &mut out);
+            let image = &planes[b * ci * xs.h * pw..(b + 1) * ci * xs.h * pw];
+            conv_row(image, xs.h, pw, ci, &wb, co, k, g.pad, oy, &mut out);
             out
         })
         .collect();
@@ -49,39 +71,25 @@ pub fn conv(x: &[f32], xs: Nchw, w: &[f32], co: usize, g: Geometry) -> Vec<f32> 
     y
 }
 
-/// One output row `oy` of every output channel, into `out[o * ow + ox]`.
+/// One output row `oy` of every output channel, into `out[o * ow + ox]`,
+/// from planes whose rows are `w` wide and padded (see [`conv`]): output
+/// `ox` reads row values `ox + kx`.
 #[allow(clippy::too_many_arguments)]
 fn conv_row(image: &[f32], h: usize, w: usize, ci: usize, wb: &[f32], co: usize, k: usize, pad: usize, oy: usize, out: &mut [f32]) {
     let ow = out.len() / co;
-    // The input rows this output row reads: (tap row i * k + ky, the row). With
-    // padding, each row is copied between zeros, with slack for a full last chunk,
-    // so that every chunk reads inside its row.
-    let slack = 2 * LANES;
-    let lines: Vec<(usize, std::borrow::Cow<[f32]>)> = (0..ci)
+    // The input rows this output row reads: (tap row i * k + ky, the row).
+    let lines: Vec<(usize, &[f32])> = (0..ci)
         .flat_map(|i| (0..k).map(move |ky| (i, ky)))
         .filter_map(|(i, ky)| {
             let iy = (oy + ky) as isize - pad as isize;
-            (iy >= 0 && iy < h as isize).then(|| {
-                let row = &image[(i * h + iy as usize) * w..(i * h + iy as usize + 1) * w];
-                let line = if pad == 0 && ow.is_multiple_of(2 * LANES) {
-                    std::borrow::Cow::Borrowed(row)
-                } else {
-                    let mut padded = vec![0f32; w + 2 * pad + slack];
-                    padded[pad..pad + w].copy_from_slice(row);
-                    std::borrow::Cow::Owned(padded)
-                };
-                (i * k + ky, line)
-            })
+            (iy >= 0 && iy < h as isize).then(|| (i * k + ky, &image[(i * h + iy as usize) * w..][..w]))
         })
         .collect();
-    let lines: Vec<(usize, &[f32])> = lines.iter().map(|(r, l)| (*r, l.as_ref())).collect();
-    let w = lines.first().map_or(w, |(_, l)| l.len());
     let simd = super::simd::avx2();
     for blk in 0..co.div_ceil(BLOCK) {
         let wblk = &wb[blk * ci * k * k * BLOCK..(blk + 1) * ci * k * k * BLOCK];
         let mut ox = 0;
         while ox < ow {
-            // Rows are padded now: output ox reads row[ox + kx].
             let n = (ow - ox).min(2 * LANES);
             let mut acc = [[0f32; 2 * LANES]; BLOCK];
             if simd && ox + 2 * LANES + k - 1 <= w {
@@ -202,7 +210,7 @@ pub fn weight_grad(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, g: Geometry) -> Ve
     let pw = xs.w + 2 * g.pad;
     let padded_plane = xs.h * pw;
     let mut padded = Scratch::take(xs.n * ci * padded_plane);
-    padded.par_chunks_mut(padded_plane).zip(x.par_chunks(xs.plane())).with_min_len(min_len(padded_plane)).for_each(|(dst, src)| pad_rows(src, xs.w, g.pad, dst));
+    padded.par_chunks_mut(padded_plane).zip(x.par_chunks(xs.plane())).with_min_len(min_len(padded_plane)).for_each(|(dst, src)| pad_rows(src, xs.w, g.pad, g.pad, dst));
     let mut dw = vec![0f32; co * ci * k * k];
     dw.par_chunks_mut(k * k).with_min_len(min_len(xs.n * ys.plane() * k * k)).enumerate().for_each(|(pair, taps)| {
         let (o, i) = (pair / ci, pair % ci);
@@ -219,17 +227,17 @@ pub fn weight_grad(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, g: Geometry) -> Ve
     dw
 }
 
-/// The rows of `image` (`w` wide) with `pad` zeros on each side into
-/// `padded` (`w + 2 * pad` wide). With the columns padded, [`correlate`]
-/// reads every group of outputs with plain vector loads: on a 64-pixel
-/// plane, handling the 2 x pad edge columns one at a time had cost as much
-/// as the rest of the row.
-fn pad_rows(image: &[f32], w: usize, pad: usize, padded: &mut [f32]) {
-    let pw = w + 2 * pad;
+/// The rows of `image` (`w` wide) with `left` zeros before and `right`
+/// after each into `padded` (`left + w + right` wide). With the columns
+/// padded, [`conv_row`] and [`correlate`] read every group of outputs with
+/// plain vector loads: on a 64-pixel plane, handling the 2 x pad edge
+/// columns one at a time had cost as much as the rest of the row.
+fn pad_rows(image: &[f32], w: usize, left: usize, right: usize, padded: &mut [f32]) {
+    let pw = left + w + right;
     for (y, dst) in padded.chunks_exact_mut(pw).enumerate() {
-        dst[..pad].fill(0.0);
-        dst[pad..pad + w].copy_from_slice(&image[y * w..(y + 1) * w]);
-        dst[pad + w..].fill(0.0);
+        dst[..left].fill(0.0);
+        dst[left..left + w].copy_from_slice(&image[y * w..(y + 1) * w]);
+        dst[left + w..].fill(0.0);
     }
 }
 

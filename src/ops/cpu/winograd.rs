@@ -242,18 +242,11 @@ impl<'a> Filters<'a> {
     /// [`Self::gather`] one value at a time, for any number of lanes.
     #[inline(always)]
     fn gather_scalar(&self, o: usize, i0: usize, lanes: usize, g: &mut [Lanes; 9]) {
+        let (start, stride) = self.lane_start_and_stride(o, i0);
         for j in 0..lanes {
-            let i = i0 + j;
-            if self.flipped {
-                let f: &[f32; 9] = self.w[(i * self.co + o) * 9..][..9].try_into().expect("nine taps");
-                for (t, gt) in g.iter_mut().enumerate() {
-                    gt[j] = f[8 - t];
-                }
-            } else {
-                let f: &[f32; 9] = self.w[(o * self.ci + i) * 9..][..9].try_into().expect("nine taps");
-                for (t, gt) in g.iter_mut().enumerate() {
-                    gt[j] = f[t];
-                }
+            let f: &[f32; 9] = self.w[start + j * stride..][..9].try_into().expect("nine taps");
+            for (t, gt) in g.iter_mut().enumerate() {
+                gt[j] = if self.flipped { f[8 - t] } else { f[t] };
             }
         }
     }

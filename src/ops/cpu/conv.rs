@@ -433,9 +433,11 @@ pub(crate) mod tests {
     fn winograd_3x3() {
         check(Nchw::new(2, 16, 9, 7), 17, Geometry::new(3, 1, 0), Method::Winograd);
         check(Nchw::new(1, 20, 6, 8), 16, Geometry::new(3, 1, 1), Method::Winograd);
-        // large enough (256 output tiles of 4x4) for F(4x4, 3x3) in all three passes
-        assert!(winograd::large(1, 64, 64) && !winograd::large(1, 60, 64));
-        check(Nchw::new(1, 16, 66, 66), 16, Geometry::new(3, 1, 0), Method::Winograd);
+        // large enough (64 output tiles of 4x4) for F(4x4, 3x3) in all three passes
+        assert!(winograd::large(1, 32, 32) && !winograd::large(1, 28, 32));
+        check(Nchw::new(1, 16, 34, 34), 16, Geometry::new(3, 1, 0), Method::Winograd);
+        // batched, tiles cut at the edges
+        check(Nchw::new(2, 16, 26, 18), 17, Geometry::new(3, 1, 1), Method::Winograd);
     }
 
     #[test]

@@ -402,11 +402,14 @@ pub fn conv3x3(x: &[f32], xs: Nchw, w: Filters, co: usize, bias: Option<&[f32]>,
 }
 
 /// F4 tiles from which F4 beats F2: its multiplies are (A^2 = 36) matrix
-/// products with one side this long, and below 256 (a 64x64 output) they are
-/// too small to run at speed. Measured on 256 channels (AMD Zen 4): forward
-/// at 64x64 F4 12.5 ms against F2 17.5-21, at 32x32 4.8 against 4.1; weight
-/// gradient at 64x64 14 against 17-18, at 32x32 6.6-9.7 against 4.4-4.9.
-const F4_MIN_TILES: usize = 256;
+/// products with one side this long, too short below 64 (a 32x32 output) to
+/// run at speed. Measured end to end on AMD Zen 5 (BENCHMARKS.md): with F4
+/// from 64 tiles instead of 256, train128 (256 channels at 32x32 in its
+/// residual blocks) 1.41 -> 1.22 s, and 1.92 -> 1.61 s with the AVX2
+/// kernels forced; from 16 tiles, train64-small (16x16) 0.146 -> 0.153 s
+/// and its forward 0.024 -> 0.034 s. (On Zen 4, before the filters were
+/// laid out for the products, 32x32 had measured F4 slower.)
+const F4_MIN_TILES: usize = 64;
 
 pub(super) fn large(n: usize, oh: usize, ow: usize) -> bool {
     n * oh.div_ceil(4) * ow.div_ceil(4) >= F4_MIN_TILES

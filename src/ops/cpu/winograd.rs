@@ -433,17 +433,25 @@ pub fn conv3x3_with<T: Tile>(x: &[f32], xs: Nchw, w: Filters, co: usize, bias: O
         }
     };
 
-    // M[xi][o][t] = U[.][.][xi] (co x ci) * V[.][xi][.] (ci x T)
+    // M = U V per transformed element xi, stored [block][xi][o][t] by blocks
+    // of output channels: each block's products and then its outputs'
+    // transforms are one thread's work, so M stays in that core's cache
+    // between the two (grouped by xi, every output plane read M written by
+    // both cores: 7 % of a small training step and 3-10 % of a 256 px
+    // forward when the two cores sit apart, BENCHMARKS.md).
+    let (block, blocks) = output_blocks(co);
     let mut m = Scratch::take(n * co * t_all);
-    let chunks = m.par_chunks_mut(co * t_all).with_min_len(min_len(co * t_all * ci / 8)).enumerate();
+    let chunks = product_tasks(&mut m, co, block, blocks, n, t_all).into_par_iter();
     if products == Products::Bf16 {
         let kp = ci.div_ceil(2);
         let u = filters_as_bf16_pairs::<T>(w, co, ci);
         let per_xi = t_all.div_ceil(bf16::NR) * kp * bf16::NR;
         let v = tiles_as_bf16_panels(ci, n, t_all, transform);
-        chunks.for_each(|(xi, mx)| {
-            let ux = bf16::Lhs { data: &u[xi * kp..], rs: n * kp };
-            bf16::matmul_panels(co, t_all, kp, ux, &v[xi * per_xi..(xi + 1) * per_xi], mx, false, Threads::One);
+        chunks.for_each(|ProductTask { block: k, rows, xi0, m: mk }| {
+            for (xi, mx) in (xi0..).zip(mk.chunks_exact_mut(rows * t_all)) {
+                let ux = bf16::Lhs { data: &u[(k * block * n + xi) * kp..], rs: n * kp };
+                bf16::matmul_panels(rows, t_all, kp, ux, &v[xi * per_xi..(xi + 1) * per_xi], mx, false, Threads::One);
+            }
         });
     } else {
         // V[i][xi][t]
@@ -457,10 +465,12 @@ pub fn conv3x3_with<T: Tile>(x: &[f32], xs: Nchw, w: Filters, co: usize, bias: O
         // written below).
         let mut u = Scratch::take(co * n * ci);
         u.par_chunks_mut(n * ci).enumerate().with_min_len(min_len(n * ci * 2)).for_each(|(o, uo)| filters_transform::<T>(w, o, uo));
-        chunks.for_each(|(xi, mx)| {
-            let ux = Mat { data: &u[xi * ci..], rs: n * ci, cs: 1 };
-            let vx = Mat { data: &v[xi * t_all..], rs: n * t_all, cs: 1 };
-            matmul(co, t_all, ci, ux, vx, mx, false, Threads::One);
+        chunks.for_each(|ProductTask { block: k, rows, xi0, m: mk }| {
+            for (xi, mx) in (xi0..).zip(mk.chunks_exact_mut(rows * t_all)) {
+                let ux = Mat { data: &u[(k * block * n + xi) * ci..], rs: n * ci, cs: 1 };
+                let vx = Mat { data: &v[xi * t_all..], rs: n * t_all, cs: 1 };
+                matmul(rows, t_all, ci, ux, vx, mx, false, Threads::One);
+            }
         });
     }
 
@@ -468,11 +478,55 @@ pub fn conv3x3_with<T: Tile>(x: &[f32], xs: Nchw, w: Filters, co: usize, bias: O
     let mut y = vec![0f32; xs.n * co * oh * ow];
     y.par_chunks_mut(oh * ow).with_min_len(min_len(oh * ow * 4)).enumerate().for_each(|(plane, out)| {
         let (b, o) = (plane / co, plane % co);
-        let base = o * t_all + b * tiles_per_image;
+        let (k, row) = (o / block, o % block);
+        let rows = block.min(co - k * block);
+        let base = k * block * n * t_all + row * t_all + b * tiles_per_image;
         let add = bias.map_or(0.0, |bias| bias[o]);
-        output_transform_plane::<T>(&m, co * t_all, base, th, tw, oh, ow, add, out);
+        output_transform_plane::<T>(&m, rows * t_all, base, th, tw, oh, ow, add, out);
     });
     y
+}
+
+/// Fewest output channels a block of products is given: thinner products
+/// run below the matrix kernels' speed.
+const MIN_BLOCK_ROWS: usize = 16;
+
+/// Output channels per block of a forward's products, and the number of
+/// blocks: one per thread where there are enough channels, so that the
+/// blocks' products and output transforms split the same way.
+fn output_blocks(co: usize) -> (usize, usize) {
+    let blocks = rayon::current_num_threads().min(co / MIN_BLOCK_ROWS).max(1);
+    let block = co.div_ceil(blocks);
+    (block, co.div_ceil(block))
+}
+
+/// The products of a block of `rows` output channels for the transformed
+/// elements `xi0..`, written into `m` (`[xi][row][t]`).
+struct ProductTask<'a> {
+    block: usize,
+    rows: usize,
+    xi0: usize,
+    m: &'a mut [f32],
+}
+
+/// `m` (`[block][xi][o][t]`) cut into tasks: each block whole where there
+/// are as many blocks as threads, else each block's elements split into
+/// groups so that every thread has work.
+fn product_tasks(m: &mut [f32], co: usize, block: usize, blocks: usize, n: usize, t_all: usize) -> Vec<ProductTask<'_>> {
+    let groups = rayon::current_num_threads().div_ceil(blocks).clamp(1, n);
+    let per_group = n.div_ceil(groups);
+    let mut tasks = Vec::with_capacity(blocks * groups);
+    let mut rest = m;
+    for k in 0..blocks {
+        let rows = block.min(co - k * block);
+        for xi0 in (0..n).step_by(per_group) {
+            let count = per_group.min(n - xi0);
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(count * rows * t_all);
+            tasks.push(ProductTask { block: k, rows, xi0, m: head });
+            rest = tail;
+        }
+    }
+    tasks
 }
 
 /// `U = G g G^T` of every filter of `w` (`[co, ci, 3, 3]`) as bf16 pairs
@@ -899,6 +953,34 @@ mod tests {
             let f = Filters::new(&w, xs.c);
             close(&conv3x3_with::<F2>(&x, xs, f, co, Some(&bias), pad, Products::F32), &want, 1e-5, "F2");
             close(&conv3x3_with::<F4>(&x, xs, f, co, Some(&bias), pad, Products::F32), &want, 1e-5, "F4");
+        }
+    }
+
+    /// The products split by blocks of output channels and by groups of
+    /// transformed elements (`product_tasks`) for every way the thread
+    /// count divides them: one block in two groups, two blocks (the second
+    /// shorter), two blocks in two groups each.
+    #[test]
+    fn product_blocks_for_any_thread_count() {
+        for (xs, co, pad) in [(Nchw::new(1, 16, 9, 10), 33, 1), (Nchw::new(2, 16, 34, 9), 17, 0)] {
+            let x = values(xs.len(), 1);
+            let w = values(co * xs.c * 9, 2);
+            let bias = values(co, 3);
+            let ys = Geometry::new(3, 1, pad).out_shape(xs, co);
+            let mut want = naive_forward(&x, xs, &w, co, Geometry::new(3, 1, pad));
+            for (i, v) in want.iter_mut().enumerate() {
+                *v += bias[(i / ys.plane()) % co];
+            }
+            let f = Filters::new(&w, xs.c);
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let (block, blocks) = pool.install(|| output_blocks(co));
+                assert_eq!(blocks, threads.min(co / MIN_BLOCK_ROWS).max(1));
+                assert!(block * blocks >= co && block * (blocks - 1) < co);
+                let what = format!("{co} channels, {threads} threads");
+                close(&pool.install(|| conv3x3_with::<F2>(&x, xs, f, co, Some(&bias), pad, Products::F32)), &want, 1e-5, &format!("F2 {what}"));
+                close(&pool.install(|| conv3x3_with::<F4>(&x, xs, f, co, Some(&bias), pad, Products::F32)), &want, 1e-5, &format!("F4 {what}"));
+            }
         }
     }
 

@@ -437,7 +437,7 @@ pub fn conv3x3_with<T: Tile>(x: &[f32], xs: Nchw, w: Filters, co: usize, bias: O
     // of output channels: each block's products and then its outputs'
     // transforms are one thread's work, so M stays in that core's cache
     // between the two (grouped by xi, every output plane read M written by
-    // both cores: 7 % of a small training step and 3-10 % of a 256 px
+    // both cores: 7 % of a small training step and 2-10 % of a 256 px
     // forward when the two cores sit apart, BENCHMARKS.md).
     let (block, blocks) = output_blocks(co);
     let mut m = Scratch::take(n * co * t_all);

@@ -405,10 +405,12 @@ pub fn conv3x3(x: &[f32], xs: Nchw, w: Filters, co: usize, bias: Option<&[f32]>,
 /// products with one side this long, too short below 64 (a 32x32 output) to
 /// run at speed. Measured end to end on AMD Zen 5 (BENCHMARKS.md): with F4
 /// from 64 tiles instead of 256, train128 (256 channels at 32x32 in its
-/// residual blocks) 1.41 -> 1.22 s, and 1.92 -> 1.61 s with the AVX2
-/// kernels forced; from 16 tiles, train64-small (16x16) 0.146 -> 0.153 s
-/// and its forward 0.024 -> 0.034 s. (On Zen 4, before the filters were
-/// laid out for the products, 32x32 had measured F4 slower.)
+/// residual blocks) 1.87 -> 1.79 s on one thread, 1.40 -> 1.21 s on two
+/// cores far apart (with two close together one round of two was slower),
+/// 1.92 -> 1.61 s with the AVX2 kernels forced; from 16 tiles,
+/// train64-small (16x16) 0.146 -> 0.153 s and its forward 0.024 -> 0.034
+/// s. (On Zen 4, before the filters were laid out for the products, 32x32
+/// had measured F4 slower.)
 const F4_MIN_TILES: usize = 64;
 
 pub(super) fn large(n: usize, oh: usize, ow: usize) -> bool {

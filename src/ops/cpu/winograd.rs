@@ -498,7 +498,7 @@ const MIN_BLOCK_ROWS: usize = 16;
 /// blocks' products and output transforms split the same way.
 fn output_blocks(co: usize) -> (usize, usize) {
     let blocks = rayon::current_num_threads().min(co / MIN_BLOCK_ROWS).max(1);
-    let block = co.div_ceil(blocks);
+    let block = co.div_ceil(blocks).max(1); // (no output channels: no blocks)
     (block, co.div_ceil(block))
 }
 

@@ -75,7 +75,7 @@ fn avg_plane(src: &[f32], h: usize, w: usize, row_sums: &mut [f32], dst: &mut [f
         sums[w - 1] = line[w - 2] + line[w - 1];
     }
     // pixels inside the window along a row, per column
-    let count = |c: usize, len: usize| ((c + 1).min(len - 1) - c.saturating_sub(1) + 1) as f32;
+    let count_x = |c: usize| ((c + 1).min(w - 1) - c.saturating_sub(1) + 1) as f32;
     for (r, out) in dst.chunks_exact_mut(w).enumerate() {
         let (lo, hi) = window(r, 1, 1, h);
         let count_y = (hi - lo) as f32;
@@ -87,7 +87,7 @@ fn avg_plane(src: &[f32], h: usize, w: usize, row_sums: &mut [f32], dst: &mut [f
             }
         }
         for (c, o) in out.iter_mut().enumerate() {
-            *o /= count(c, w) * count_y;
+            *o /= count_x(c) * count_y;
         }
     }
 }

@@ -939,19 +939,25 @@ mod tests {
     use crate::ops::cpu::conv::tests::{close, naive_forward, values};
     use crate::ops::cpu::Geometry;
 
+    /// Input, filters and bias for a 3x3 layer of `co` outputs with zero
+    /// padding `pad`, and its output by the naive convolution.
+    fn with_bias(xs: Nchw, co: usize, pad: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (x, w, bias) = (values(xs.len(), 1), values(co * xs.c * 9, 2), values(co, 3));
+        let g = Geometry::new(3, 1, pad);
+        let plane = g.out_shape(xs, co).plane();
+        let mut want = naive_forward(&x, xs, &w, co, g);
+        for (i, v) in want.iter_mut().enumerate() {
+            *v += bias[(i / plane) % co];
+        }
+        (x, w, bias, want)
+    }
+
     /// Both variants against a naive convolution, with odd sizes (partial
     /// tiles and partial lane groups), every padding and a bias.
     #[test]
     fn both_variants_match_a_naive_convolution() {
         for (xs, co, pad) in [(Nchw::new(2, 16, 9, 7), 17, 0), (Nchw::new(1, 20, 6, 8), 16, 1), (Nchw::new(1, 16, 21, 37), 16, 2)] {
-            let x = values(xs.len(), 1);
-            let w = values(co * xs.c * 9, 2);
-            let bias = values(co, 3);
-            let ys = Geometry::new(3, 1, pad).out_shape(xs, co);
-            let mut want = naive_forward(&x, xs, &w, co, Geometry::new(3, 1, pad));
-            for (i, v) in want.iter_mut().enumerate() {
-                *v += bias[(i / ys.plane()) % co];
-            }
+            let (x, w, bias, want) = with_bias(xs, co, pad);
             let f = Filters::new(&w, xs.c);
             close(&conv3x3_with::<F2>(&x, xs, f, co, Some(&bias), pad, Products::F32), &want, 1e-5, "F2");
             close(&conv3x3_with::<F4>(&x, xs, f, co, Some(&bias), pad, Products::F32), &want, 1e-5, "F4");
@@ -965,14 +971,7 @@ mod tests {
     #[test]
     fn product_blocks_for_any_thread_count() {
         for (xs, co, pad) in [(Nchw::new(1, 16, 9, 10), 33, 1), (Nchw::new(2, 16, 34, 9), 17, 0)] {
-            let x = values(xs.len(), 1);
-            let w = values(co * xs.c * 9, 2);
-            let bias = values(co, 3);
-            let ys = Geometry::new(3, 1, pad).out_shape(xs, co);
-            let mut want = naive_forward(&x, xs, &w, co, Geometry::new(3, 1, pad));
-            for (i, v) in want.iter_mut().enumerate() {
-                *v += bias[(i / ys.plane()) % co];
-            }
+            let (x, w, bias, want) = with_bias(xs, co, pad);
             let f = Filters::new(&w, xs.c);
             for threads in [1, 2, 3] {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();

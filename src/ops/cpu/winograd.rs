@@ -47,6 +47,8 @@ pub trait Tile {
 pub struct F2;
 /// F(4x4, 3x3), with the interpolation points 0, +-1, +-2 (and infinity).
 pub struct F4;
+/// F4's filter transform's common factor.
+const SIXTH: f32 = 1.0 / 6.0;
 
 /// `f(j)` for every lane `j`. A plain loop: through `std::array::from_fn`
 /// the closure was sometimes left as a call of its own, compiled without
@@ -150,12 +152,14 @@ impl Tile for F4 {
     #[inline(always)]
     fn filter([a, b, c]: &[Lanes; 3]) -> [Lanes; MAX_A] {
         // G = [[1/4,0,0],[-1/6,-1/6,-1/6],[-1/6,1/6,-1/6],[1/24,1/12,1/6],[1/24,-1/12,1/6],[0,0,1]]
+        // Sixths as products with 1/6, the rest powers of two (divisions
+        // cost as much as the rest of the transform together).
         let mut t = [[0f32; LANES]; MAX_A];
-        t[0] = lanes(|j| a[j] / 4.0);
-        t[1] = lanes(|j| -(a[j] + b[j] + c[j]) / 6.0);
-        t[2] = lanes(|j| -(a[j] - b[j] + c[j]) / 6.0);
-        t[3] = lanes(|j| a[j] / 24.0 + b[j] / 12.0 + c[j] / 6.0);
-        t[4] = lanes(|j| a[j] / 24.0 - b[j] / 12.0 + c[j] / 6.0);
+        t[0] = lanes(|j| 0.25 * a[j]);
+        t[1] = lanes(|j| -SIXTH * (a[j] + b[j] + c[j]));
+        t[2] = lanes(|j| -SIXTH * (a[j] - b[j] + c[j]));
+        t[3] = lanes(|j| SIXTH * (0.25 * a[j] + 0.5 * b[j] + c[j]));
+        t[4] = lanes(|j| SIXTH * (0.25 * a[j] - 0.5 * b[j] + c[j]));
         t[5] = *c;
         t
     }
@@ -184,9 +188,10 @@ impl Tile for F4 {
         for j in 0..LANES {
             let (p12, m12) = (m[1][j] + m[2][j], m[1][j] - m[2][j]);
             let (p34, m34) = (m[3][j] + m[4][j], m[3][j] - m[4][j]);
-            o[0][j] = m[0][j] / 4.0 - p12 / 6.0 + p34 / 24.0;
-            o[1][j] = -m12 / 6.0 + m34 / 12.0;
-            o[2][j] = -p12 / 6.0 + p34 / 6.0 + m[5][j];
+            // (products with 1/6 rather than divisions, as in `filter`)
+            o[0][j] = 0.25 * m[0][j] + SIXTH * (0.25 * p34 - p12);
+            o[1][j] = SIXTH * (0.5 * m34 - m12);
+            o[2][j] = SIXTH * (p34 - p12) + m[5][j];
         }
         o
     }
@@ -260,7 +265,7 @@ impl<'a> Filters<'a> {
 /// input transform's.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{LANES, Lanes};
+    use super::{LANES, Lanes, split_len};
     use std::arch::x86_64::*;
 
     /// `g[t][j]` = tap `t` of the filter starting at `w[start + j * stride]`
@@ -295,60 +300,97 @@ mod avx2 {
 
     /// `d[c][r][j] = row[m * j + c]` for `c < cols` (`m` 2 or 4, `cols` at
     /// most `m + 2`): the columns of eight side-by-side tiles taken apart by
-    /// shuffles, from whole-vector loads.
+    /// shuffles, from whole-vector loads at multiples of eight values. The
+    /// columns past `m` are the first two shifted by one lane, not loads at
+    /// an offset: such a load straddles two of the stores that just filled
+    /// `row` (at the plane's edges), and a load that two stores must
+    /// forward waits for both to retire (two thirds of a small training
+    /// step's input transform).
     ///
     /// # Safety
     /// The CPU must have AVX2.
     #[inline]
     #[target_feature(enable = "avx2")]
     pub unsafe fn split(m: usize, d: &mut [[Lanes; super::MAX_A]; super::MAX_A], r: usize, row: &[f32], cols: usize) {
-        assert!((m == 2 || m == 4) && cols <= m + 2 && row.len() >= m * LANES + 4, "row too short to split");
+        assert!((m == 2 || m == 4) && cols <= m + 2 && row.len() >= split_len(m, cols), "row too short to split");
         let load = |at: usize| unsafe { _mm256_loadu_ps(row.as_ptr().add(at)) };
         let mut put = |c: usize, v: __m256| {
             if c < cols {
                 unsafe { _mm256_storeu_ps(d[c][r].as_mut_ptr(), v) };
             }
         };
-        if m == 2 {
-            // even and odd values of 16 from `at`, each as eight lanes
-            let halves = |at: usize| {
-                let (a, b) = (load(at), load(at + 8));
-                let even = _mm256_shuffle_ps::<0x88>(a, b); // a0 a2 b0 b2 | a4 a6 b4 b6
-                let odd = _mm256_shuffle_ps::<0xDD>(a, b);
-                let order = |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(v)));
-                (order(even), order(odd))
-            };
-            let (c0, c1) = halves(0);
-            let (c2, c3) = halves(2);
+        // lanes 1..8 of `v`, then `last`
+        let shift_in = |v: __m256, last: f32| {
+            let rotated = _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0));
+            _mm256_blend_ps::<0x80>(rotated, _mm256_set1_ps(last))
+        };
+        let (c0, c1) = if m == 2 {
+            // even and odd values of the first 16, each as eight lanes
+            let (a, b) = (load(0), load(8));
+            let even = _mm256_shuffle_ps::<0x88>(a, b); // a0 a2 b0 b2 | a4 a6 b4 b6
+            let odd = _mm256_shuffle_ps::<0xDD>(a, b);
+            let order = |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(v)));
+            let (c0, c1) = (order(even), order(odd));
             put(0, c0);
             put(1, c1);
-            put(2, c2);
-            put(3, c3);
+            (c0, c1)
         } else {
-            // values 4j + c of 32 from `at`: a 4 x 4 transpose in each half
+            // values 4j + c of the first 32: a 4 x 4 transpose in each half
             // leaves lanes in the order j = 0 2 4 6 | 1 3 5 7
-            let quarters = |at: usize| {
-                let q: [__m256; 4] = std::array::from_fn(|k| load(at + 8 * k));
-                let t0 = _mm256_unpacklo_ps(q[0], q[1]);
-                let t1 = _mm256_unpackhi_ps(q[0], q[1]);
-                let t2 = _mm256_unpacklo_ps(q[2], q[3]);
-                let t3 = _mm256_unpackhi_ps(q[2], q[3]);
-                let order = |v: __m256| _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-                [
-                    order(_mm256_shuffle_ps::<0x44>(t0, t2)),
-                    order(_mm256_shuffle_ps::<0xEE>(t0, t2)),
-                    order(_mm256_shuffle_ps::<0x44>(t1, t3)),
-                    order(_mm256_shuffle_ps::<0xEE>(t1, t3)),
-                ]
-            };
-            for (c, v) in quarters(0).into_iter().enumerate() {
-                put(c, v);
+            let q: [__m256; 4] = std::array::from_fn(|k| load(8 * k));
+            let t0 = _mm256_unpacklo_ps(q[0], q[1]);
+            let t1 = _mm256_unpackhi_ps(q[0], q[1]);
+            let t2 = _mm256_unpacklo_ps(q[2], q[3]);
+            let t3 = _mm256_unpackhi_ps(q[2], q[3]);
+            let order = |v: __m256| _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            let c = [
+                order(_mm256_shuffle_ps::<0x44>(t0, t2)),
+                order(_mm256_shuffle_ps::<0xEE>(t0, t2)),
+                order(_mm256_shuffle_ps::<0x44>(t1, t3)),
+                order(_mm256_shuffle_ps::<0xEE>(t1, t3)),
+            ];
+            for (k, v) in c.into_iter().enumerate() {
+                put(k, v);
             }
-            if cols > 4 {
-                let [c4, c5, _, _] = quarters(4);
-                put(4, c4);
-                put(5, c5);
-            }
+            (c[0], c[1])
+        };
+        // columns m and m + 1: the next tile's first two
+        if cols > m {
+            put(m, shift_in(c0, row[8 * m]));
+        }
+        if cols > m + 1 {
+            put(m + 1, shift_in(c1, row[8 * m + 1]));
+        }
+    }
+
+    /// `row[k] = line[x0 + k]` where that is inside `line`, else zero, for
+    /// every `k` of `row`: eight values at a time by masked loads, written by
+    /// whole-vector stores that the loads of [`split`] then line up with
+    /// (filled one value at a time, every load of `split` waited for eight
+    /// stores to retire).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn padded_row(line: &[f32], x0: isize, row: &mut [f32]) {
+        let w = line.len() as i32;
+        let steps = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let mut k = 0;
+        while k + 8 <= row.len() {
+            let at = x0 + k as isize;
+            let idx = _mm256_add_epi32(_mm256_set1_epi32(at as i32), steps);
+            // inside: 0 <= idx < w, as the sign bit of each lane
+            let inside = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), idx), _mm256_cmpgt_epi32(_mm256_set1_epi32(w), idx));
+            // SAFETY: only lanes inside `line` are read (a masked-off lane
+            // is never accessed); the address outside is only formed.
+            let v = unsafe { _mm256_maskload_ps(line.as_ptr().wrapping_offset(at), inside) };
+            unsafe { _mm256_storeu_ps(row.as_mut_ptr().add(k), v) };
+            k += 8;
+        }
+        for (j, v) in row.iter_mut().enumerate().skip(k) {
+            let xx = x0.wrapping_add(j as isize) as usize;
+            *v = if xx < line.len() { line[xx] } else { 0.0 };
         }
     }
 
@@ -674,8 +716,8 @@ fn filters_from_products<T: Tile>(m: &[f32], plane: usize, oi0: usize, out: &mut
 #[allow(clippy::too_many_arguments)]
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
 fn grad_transform_plane<T: Tile>(plane: &[f32], h: usize, w: usize, th: usize, tw: usize, yo: &mut [f32], t_all: usize, t0: usize) {
-    // (four more than the widest span: see `gather`)
-    let mut row = [0f32; 4 * LANES + 4];
+    // (for tiles past the plane's right edge, zeros)
+    let mut row = [0f32; 4 * LANES];
     // Work arrays live across tiles: zeroing them per group of tiles was a
     // call to memset each time (6 % of a training step).
     // d[c][r][j]: element (r, c) of tile tx + j, by column
@@ -696,10 +738,12 @@ fn grad_transform_plane<T: Tile>(plane: &[f32], h: usize, w: usize, th: usize, t
                     continue;
                 }
                 let line = &plane[yy * w..(yy + 1) * w];
-                let have = span.min(w - x0);
-                row[..have].copy_from_slice(&line[x0..x0 + have]);
-                row[have..span].fill(0.0);
-                gather::<T>(&mut d, r, &row, T::M);
+                if x0 + span <= w {
+                    gather::<T>(&mut d, r, &line[x0..x0 + span], T::M); // in place, as in the forward
+                } else {
+                    padded_row(line, x0 as isize, &mut row[..span]);
+                    gather::<T>(&mut d, r, &row[..span], T::M);
+                }
             }
             transform_2d::<T>(&d, &mut t, T::M, T::grad_tile, yo, t_all, t0 + ty * tw + tx, lanes);
             tx += lanes;
@@ -761,10 +805,16 @@ fn load<T: Tile>(e: &mut [[Lanes; MAX_A]; MAX_A], src: &[f32], stride: usize, at
     }
 }
 
+/// Values of a row that [`gather`] reads for `LANES` tiles of side `m`
+/// and their first `cols` columns: the tiles' `m * LANES`, and the next
+/// tile's columns past `m`.
+const fn split_len(m: usize, cols: usize) -> usize {
+    m * LANES + cols.saturating_sub(m)
+}
+
 /// Row `r` of `LANES` side-by-side tiles of side `T::M` (plus overlap) from
-/// one line of the plane: `d[c][r][j] = row[T::M * j + c]` for `c < cols`.
-/// `row` holds at least `T::M * LANES + 4` values (four past the last
-/// tile's overlap) so that [`avx2::split`] may read whole vectors.
+/// one line of the plane: `d[c][r][j] = row[T::M * j + c]` for `c < cols`;
+/// `row` holds at least [`split_len`] values.
 #[inline(always)]
 fn gather<T: Tile>(d: &mut [[Lanes; MAX_A]; MAX_A], r: usize, row: &[f32], cols: usize) {
     #[cfg(target_arch = "x86_64")]
@@ -774,6 +824,23 @@ fn gather<T: Tile>(d: &mut [[Lanes; MAX_A]; MAX_A], r: usize, row: &[f32], cols:
         return;
     }
     gather_scalar::<T>(d, r, row, cols);
+}
+
+/// `row[k] = line[x0 + k]`, zero outside `line`: part of a row of tiles
+/// at the plane's edges.
+#[inline(always)]
+fn padded_row(line: &[f32], x0: isize, row: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::avx2() && line.len() <= i32::MAX as usize / 2 && x0.unsigned_abs() <= i32::MAX as usize / 2 {
+        // SAFETY: AVX2 is present; lane indices fit in i32.
+        unsafe { avx2::padded_row(line, x0, row) };
+        return;
+    }
+    // one unsigned comparison per element: a negative index wraps past the end
+    for (k, v) in row.iter_mut().enumerate() {
+        let xx = x0.wrapping_add(k as isize) as usize;
+        *v = if xx < line.len() { line[xx] } else { 0.0 };
+    }
 }
 
 /// [`gather`] one value at a time.
@@ -831,9 +898,9 @@ fn input_transform_plane<T: Tile>(
     t0: usize,
 ) {
     // A row of the padded plane, long enough for LANES tiles.
-    let span = T::M * LANES + 2;
-    // (two more than the widest span: see `gather`)
-    let mut row = [0f32; 4 * LANES + 4];
+    let span = split_len(T::M, T::A);
+    // (for tiles at the plane's edges, zeros outside it)
+    let mut row = [0f32; split_len(4, 6)];
     // Work arrays live across tiles (see `grad_transform_plane`).
     // d[c][r][j]: element (r, c) of tile tx + j, by column
     let mut d = [[[0f32; LANES]; MAX_A]; MAX_A];
@@ -853,19 +920,14 @@ fn input_transform_plane<T: Tile>(
                     continue;
                 }
                 let line = &plane[yy as usize * w..(yy as usize + 1) * w];
-                let part = &mut row[..span];
                 if x0 >= 0 && x0 as usize + span <= w {
-                    part.copy_from_slice(&line[x0 as usize..x0 as usize + span]);
+                    // read in place: copied first, the copy was stored and
+                    // loaded again at once
+                    gather::<T>(&mut d, r, &line[x0 as usize..x0 as usize + span], T::A);
                 } else {
-                    // Zeros left and right of the plane, with one unsigned
-                    // comparison per element (a negative index wraps past
-                    // `w`): on small planes every group of tiles is here.
-                    for (k, v) in part.iter_mut().enumerate() {
-                        let xx = x0.wrapping_add(k as isize) as usize;
-                        *v = if xx < w { line[xx] } else { 0.0 };
-                    }
+                    padded_row(line, x0, &mut row[..span]);
+                    gather::<T>(&mut d, r, &row[..span], T::A);
                 }
-                gather::<T>(&mut d, r, &row, T::A);
             }
             // B^T d (down each column), then (B^T d) B (along each row)
             transform_2d::<T>(&d, &mut t, T::A, T::input, vi, t_all, t0 + ty * tw + tx, lanes);
@@ -1028,10 +1090,9 @@ mod tests {
         check::<F4>(&[[0.25, 0.0, 0.0], [-s, -s, -s], [-s, s, -s], [1.0 / 24.0, 1.0 / 12.0, s], [1.0 / 24.0, -1.0 / 12.0, s], [0.0, 0.0, 1.0]]);
     }
 
-    /// The weight gradient of both variants against `sum_p dy[p] x[p + k]` in
-    /// f64 (15 x 17 filters: a short last group of lanes).
-    /// The AVX2 gathers of filter taps and of tile columns against the
-    /// scalar loops they replace (where the CPU has AVX2).
+    /// The AVX2 gathers of filter taps and of tile columns, and the zero
+    /// padding of rows at the edges, against scalar loops (where the CPU
+    /// has AVX2).
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn vector_gathers_match_the_scalar_loops() {
@@ -1052,8 +1113,9 @@ mod tests {
                 }
             }
         }
-        let row = values(4 * LANES + 4, 5);
         for (m, cols) in [(2, 2), (2, 4), (4, 4), (4, 6)] {
+            // exactly as long as the split may read
+            let row = values(split_len(m, cols), 5);
             for r in [0, 3] {
                 let (mut got, mut want) = ([[[0f32; LANES]; MAX_A]; MAX_A], [[[0f32; LANES]; MAX_A]; MAX_A]);
                 unsafe { avx2::split(m, &mut got, r, &row, cols) };
@@ -1061,8 +1123,23 @@ mod tests {
                 assert_eq!(got, want, "tile columns, m {m}, {cols} columns, row {r}");
             }
         }
+        // rows of tiles at a plane's edges: every offset from before the
+        // line's start to past its end, every row length the transforms use
+        for w in [1, 7, 16, 18, 40] {
+            let line = values(w, 6);
+            for len in [16, 18, 32, 34] {
+                for x0 in -(len as isize) - 1..=w as isize + 1 {
+                    let want: Vec<f32> = (0..len as isize).map(|k| usize::try_from(x0 + k).ok().and_then(|i| line.get(i)).copied().unwrap_or(0.0)).collect();
+                    let mut got = vec![f32::NAN; len];
+                    unsafe { avx2::padded_row(&line, x0, &mut got) };
+                    assert_eq!(got, want, "padded row: line of {w}, {len} from {x0}");
+                }
+            }
+        }
     }
 
+    /// The weight gradient of both variants against `sum_p dy[p] x[p + k]` in
+    /// f64 (15 x 17 filters: a short last group of lanes).
     #[test]
     fn weight_gradients_match_a_naive_sum() {
         for (xs, co, pad) in [(Nchw::new(2, 15, 9, 7), 17, 0), (Nchw::new(1, 20, 6, 8), 16, 1), (Nchw::new(2, 16, 21, 37), 16, 2)] {

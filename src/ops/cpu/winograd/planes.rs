@@ -1,0 +1,360 @@
+//! The transforms a whole plane (or a whole filter row) at a time, `LANES`
+//! tiles side by side: input tiles into `V = B^T d B`, filters into
+//! `U = G g G^T`, products back into output tiles `A^T m A`, and the weight
+//! gradient's `A dy A^T` and `G^T m G`. Each is written once over
+//! [`Vector`] and run as [`Ymm`] where the CPU has AVX2 and FMA, else as
+//! [`Portable`]. A tile's values stay in registers from the row they are
+//! read from to the element they are written as. Each 2-D transform runs
+//! down the tile's columns first, then along its rows, in the order the
+//! parity tests were fixed with: the other way round rounds differently, and
+//! a CycleGAN's first steps (vanilla GAN) amplified that to 3e-4 of a loss.
+
+use multiversion::multiversion;
+
+use super::tile::Tile;
+#[cfg(target_arch = "x86_64")]
+use super::vector::Ymm;
+use super::vector::{LANES, Portable, Vector, split_len};
+use super::{Filters, MAX_A};
+
+/// `pub fn $name::<T>(args)`: `$body::<T, Ymm>(args)` where the CPU has
+/// AVX2 and FMA, else `$body::<T, Portable>(args)`.
+macro_rules! dispatch {
+    ($(#[$attr:meta])* $name:ident => $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
+        pub fn $name<T: Tile>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if crate::ops::cpu::simd::avx2() {
+                #[allow(clippy::too_many_arguments)]
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn with_avx2<T: Tile>($($arg: $ty),*) {
+                    $body::<T, Ymm>($($arg),*)
+                }
+                // SAFETY: the CPU has AVX2 and FMA, all that `Ymm` needs.
+                return unsafe { with_avx2::<T>($($arg),*) };
+            }
+            #[allow(clippy::too_many_arguments)]
+            #[multiversion(targets("x86_64+avx", "aarch64+neon"))]
+            fn portable<T: Tile>($($arg: $ty),*) {
+                $body::<T, Portable>($($arg),*)
+            }
+            portable::<T>($($arg),*)
+        }
+    };
+}
+
+dispatch! {
+    /// Transform every input tile of one channel plane (`h x w`, zero
+    /// padding `pad`; `th x tw` tiles) into `vi[xi * t_all + t0 + t]`.
+    input_transform_plane => input(plane: &[f32], h: usize, w: usize, pad: usize, th: usize, tw: usize, vi: &mut [f32], t_all: usize, t0: usize)
+}
+
+dispatch! {
+    /// `A^T m A + add` for every tile of one output plane (`oh x ow`), tile
+    /// `t`'s element `xi` read from `m[xi * xi_stride + base + t]`.
+    output_transform_plane => output(m: &[f32], xi_stride: usize, base: usize, th: usize, tw: usize, oh: usize, ow: usize, add: f32, out: &mut [f32])
+}
+
+dispatch! {
+    /// `A dy A^T` for every `M x M` tile of one output-gradient plane (zero
+    /// beyond its edges) into `yo[xi * t_all + t0 + t]`.
+    grad_transform_plane => grad(plane: &[f32], h: usize, w: usize, th: usize, tw: usize, yo: &mut [f32], t_all: usize, t0: usize)
+}
+
+dispatch! {
+    /// `U = G g G^T` of the filters `(o, i)` of `w` for every input channel
+    /// `i` into `uo[xi * ci + i]`.
+    filters_transform => filters(w: Filters<'_>, o: usize, uo: &mut [f32])
+}
+
+dispatch! {
+    /// `G^T M G` of the `out.len() / 9` (at most `LANES`) filters `oi0..` from
+    /// the weight gradient's products `m[xi * plane + oi]` into `out`
+    /// (`[oi][3][3]`).
+    filters_from_products => from_products(m: &[f32], plane: usize, oi0: usize, out: &mut [f32])
+}
+
+/// `f` down each column of the tiles `$x` (`$x[r][c]`, `$rows` rows), then
+/// along each row of the result. A macro, not a function taking `f`: a
+/// transform passed as a value was left a call of its own, compiled without
+/// AVX2, every vector operation in it a call too (train128 2.3 times as
+/// slow).
+macro_rules! down_then_along {
+    ($x:expr, $rows:expr, $f:path) => {{
+        let x: &[[V; MAX_A]; MAX_A] = $x;
+        let mut t = [[V::zero(); MAX_A]; MAX_A];
+        for c in 0..T::A {
+            let col = $f(&column(&x[..$rows], c));
+            for (tr, v) in t.iter_mut().zip(col) {
+                tr[c] = v;
+            }
+        }
+        let mut out = [[V::zero(); MAX_A]; MAX_A];
+        for (o, tr) in out.iter_mut().zip(&t) {
+            *o = $f(tr);
+        }
+        out
+    }};
+}
+
+/// Column `c` of `e` (`e[r][c]` for every row `r`). A plain loop, like
+/// `Portable`'s arithmetic.
+#[inline(always)]
+fn column<V: Vector>(e: &[[V; MAX_A]], c: usize) -> [V; MAX_A] {
+    let mut col = [V::zero(); MAX_A];
+    for (v, er) in col.iter_mut().zip(e) {
+        *v = er[c];
+    }
+    col
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn input<T: Tile, V: Vector>(plane: &[f32], h: usize, w: usize, pad: usize, th: usize, tw: usize, vi: &mut [f32], t_all: usize, t0: usize) {
+    // A row of the padded plane, long enough for LANES tiles.
+    let span = split_len(T::M, T::A);
+    // (for tiles at the plane's edges, with zeros outside it)
+    let mut row = [0f32; split_len(4, 6)];
+    for ty in 0..th {
+        let y0 = (ty * T::M) as isize - pad as isize;
+        let mut tx = 0;
+        while tx < tw {
+            let lanes = LANES.min(tw - tx);
+            let x0 = (tx * T::M) as isize - pad as isize;
+            // d[r]: row r of the tiles (zero outside the plane)
+            let mut d = [[V::zero(); MAX_A]; MAX_A];
+            for (r, dr) in d.iter_mut().enumerate().take(T::A) {
+                let yy = y0 + r as isize;
+                if yy < 0 || yy >= h as isize {
+                    continue;
+                }
+                let line = &plane[yy as usize * w..(yy as usize + 1) * w];
+                *dr = if x0 >= 0 && x0 as usize + span <= w {
+                    // read in place: copied first, the copy was stored and loaded again at once
+                    V::split(T::M, &line[x0 as usize..x0 as usize + span], T::A)
+                } else {
+                    V::padded_row(line, x0, &mut row[..span]);
+                    V::split(T::M, &row[..span], T::A)
+                };
+            }
+            let e = down_then_along!(&d, T::A, T::input);
+            // element (r, c) of tile t to vi[(r * A + c) * t_all + t]
+            let at = t0 + ty * tw + tx;
+            for (r, er) in e.iter().enumerate().take(T::A) {
+                for (c, v) in er.iter().enumerate().take(T::A) {
+                    v.store_partial(&mut vi[(r * T::A + c) * t_all + at..], lanes);
+                }
+            }
+            tx += lanes;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn output<T: Tile, V: Vector>(m: &[f32], xi_stride: usize, base: usize, th: usize, tw: usize, oh: usize, ow: usize, add: f32, out: &mut [f32]) {
+    let bias = V::splat(add);
+    // the right edge's partial row of tiles
+    let mut line = [0f32; 4 * LANES];
+    for ty in 0..th {
+        let mut tx = 0;
+        while tx < tw {
+            let lanes = LANES.min(tw - tx);
+            let t = base + ty * tw + tx;
+            let mut e = [[V::zero(); MAX_A]; MAX_A];
+            for (r, er) in e.iter_mut().enumerate().take(T::A) {
+                for (c, v) in er.iter_mut().enumerate().take(T::A) {
+                    *v = V::load_partial(&m[(r * T::A + c) * xi_stride + t..], lanes);
+                }
+            }
+            // o[p][q]: output row p, column q of each tile
+            let o = down_then_along!(&e, T::A, T::output);
+            let ox = tx * T::M;
+            let count = (T::M * lanes).min(ow - ox);
+            for p in 0..T::M {
+                let oy = ty * T::M + p;
+                if oy >= oh {
+                    break;
+                }
+                let mut vals = [V::zero(); MAX_A];
+                for (v, opq) in vals.iter_mut().zip(&o[p]).take(T::M) {
+                    *v = *opq + bias;
+                }
+                let dst = &mut out[oy * ow + ox..];
+                if count == T::M * LANES {
+                    V::interleave(T::M, &vals, dst);
+                } else {
+                    V::interleave(T::M, &vals, &mut line);
+                    dst[..count].copy_from_slice(&line[..count]);
+                }
+            }
+            tx += lanes;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn grad<T: Tile, V: Vector>(plane: &[f32], h: usize, w: usize, th: usize, tw: usize, yo: &mut [f32], t_all: usize, t0: usize) {
+    let span = split_len(T::M, T::M);
+    // (for tiles past the plane's right edge, with zeros)
+    let mut row = [0f32; 4 * LANES];
+    for ty in 0..th {
+        let mut tx = 0;
+        while tx < tw {
+            let lanes = LANES.min(tw - tx);
+            let x0 = tx * T::M;
+            // d[r]: row r of the tiles (zero below the plane)
+            let mut d = [[V::zero(); MAX_A]; MAX_A];
+            for (r, dr) in d.iter_mut().enumerate().take(T::M) {
+                let yy = ty * T::M + r;
+                if yy >= h {
+                    continue;
+                }
+                let line = &plane[yy * w..(yy + 1) * w];
+                *dr = if x0 + span <= w {
+                    V::split(T::M, &line[x0..x0 + span], T::M) // in place, as in the forward
+                } else {
+                    V::padded_row(line, x0 as isize, &mut row[..span]);
+                    V::split(T::M, &row[..span], T::M)
+                };
+            }
+            let e = down_then_along!(&d, T::M, T::grad_tile);
+            let at = t0 + ty * tw + tx;
+            for (r, er) in e.iter().enumerate().take(T::A) {
+                for (c, v) in er.iter().enumerate().take(T::A) {
+                    v.store_partial(&mut yo[(r * T::A + c) * t_all + at..], lanes);
+                }
+            }
+            tx += lanes;
+        }
+    }
+}
+
+#[inline(always)]
+fn filters<T: Tile, V: Vector>(w: Filters<'_>, o: usize, uo: &mut [f32]) {
+    let ci = w.ci();
+    let mut i0 = 0;
+    while i0 < ci {
+        let lanes = LANES.min(ci - i0);
+        let g = if lanes == LANES {
+            V::filter_taps(&w, o, i0)
+        } else {
+            let mut taps = [[0f32; LANES]; 9];
+            w.taps(o, i0, lanes, &mut taps);
+            let mut g = [V::zero(); 9];
+            for (v, t) in g.iter_mut().zip(&taps) {
+                *v = V::load(t);
+            }
+            g
+        };
+        // G g down each column q, then (G g) G^T along each row: element
+        // (r, c) of filter (o, i) to uo[(r * A + c) * ci + i]
+        let cols = [T::filter(&[g[0], g[3], g[6]]), T::filter(&[g[1], g[4], g[7]]), T::filter(&[g[2], g[5], g[8]])];
+        for r in 0..T::A {
+            let u = T::filter(&[cols[0][r], cols[1][r], cols[2][r]]);
+            for (c, uc) in u.iter().enumerate().take(T::A) {
+                uc.store_partial(&mut uo[(r * T::A + c) * ci + i0..], lanes);
+            }
+        }
+        i0 += lanes;
+    }
+}
+
+#[inline(always)]
+fn from_products<T: Tile, V: Vector>(m: &[f32], plane: usize, oi0: usize, out: &mut [f32]) {
+    let count = out.len() / 9;
+    let mut e = [[V::zero(); MAX_A]; MAX_A];
+    for (r, er) in e.iter_mut().enumerate().take(T::A) {
+        for (c, v) in er.iter_mut().enumerate().take(T::A) {
+            *v = V::load_partial(&m[(r * T::A + c) * plane + oi0..], count);
+        }
+    }
+    // G^T e down each column, then (G^T e) G along each row: tap (k, q) of each filter
+    let mut t = [[V::zero(); MAX_A]; 3];
+    for c in 0..T::A {
+        for (k, v) in T::grad_filter(&column(&e, c)).into_iter().enumerate() {
+            t[k][c] = v;
+        }
+    }
+    let mut taps = [[0f32; LANES]; 9];
+    for (k, tk) in t.iter().enumerate() {
+        for (q, v) in T::grad_filter(tk).into_iter().enumerate() {
+            v.store(&mut taps[k * 3 + q]);
+        }
+    }
+    for (j, filter) in out.chunks_exact_mut(9).enumerate() {
+        for (t, v) in filter.iter_mut().enumerate() {
+            *v = taps[t][j];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::cpu::conv::tests::values;
+    use crate::ops::cpu::winograd::{F2, F4};
+
+    /// Every transform as `Portable` (what CPUs without AVX2 run, never
+    /// dispatched to here) against `Ymm`: the same operations in the same
+    /// order, so the same bits, over planes with partial tiles, partial
+    /// groups of lanes and every padding.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn portable_and_avx2_transforms_agree() {
+        if !crate::ops::cpu::simd::avx2() {
+            return;
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn check<T: Tile>() {
+            let n = T::A * T::A;
+            for (h, w, pad) in [(9, 7, 0), (6, 8, 1), (21, 37, 2), (18, 18, 0)] {
+                let plane = values(h * w, 7);
+                let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
+                let (th, tw) = (oh.div_ceil(T::M), ow.div_ceil(T::M));
+                let t_all = th * tw + 3; // (another image's tiles after these)
+                let (mut a, mut b) = (vec![0f32; n * t_all], vec![0f32; n * t_all]);
+                input::<T, Ymm>(&plane, h, w, pad, th, tw, &mut a, t_all, 1);
+                input::<T, Portable>(&plane, h, w, pad, th, tw, &mut b, t_all, 1);
+                assert_eq!(a, b, "input transform {h}x{w} pad {pad}");
+                let m = values(n * t_all, 8);
+                let (mut a, mut b) = (vec![0f32; oh * ow], vec![0f32; oh * ow]);
+                output::<T, Ymm>(&m, t_all, 2, th, tw, oh, ow, 0.5, &mut a);
+                output::<T, Portable>(&m, t_all, 2, th, tw, oh, ow, 0.5, &mut b);
+                assert_eq!(a, b, "output transform {oh}x{ow}");
+                let (th, tw) = (h.div_ceil(T::M), w.div_ceil(T::M));
+                let t_all = th * tw;
+                let (mut a, mut b) = (vec![0f32; n * t_all], vec![0f32; n * t_all]);
+                grad::<T, Ymm>(&plane, h, w, th, tw, &mut a, t_all, 0);
+                grad::<T, Portable>(&plane, h, w, th, tw, &mut b, t_all, 0);
+                assert_eq!(a, b, "gradient transform {h}x{w}");
+            }
+            for (co, ci) in [(3, 11), (2, 16), (5, 19)] {
+                let weights = values(co * ci * 9, 9);
+                for f in [Filters::new(&weights, ci), Filters::flipped(&weights, co)] {
+                    for o in 0..f.w.len() / (9 * f.ci) {
+                        let (mut a, mut b) = (vec![0f32; n * f.ci], vec![0f32; n * f.ci]);
+                        filters::<T, Ymm>(f, o, &mut a);
+                        filters::<T, Portable>(f, o, &mut b);
+                        assert_eq!(a, b, "filter transform ({co}, {ci}) filter {o}");
+                    }
+                }
+                let plane = co * ci;
+                let m = values(n * plane, 10);
+                for (oi0, count) in [(0, LANES), (plane - 3, 3)] {
+                    let (mut a, mut b) = (vec![0f32; 9 * count], vec![0f32; 9 * count]);
+                    from_products::<T, Ymm>(&m, plane, oi0, &mut a);
+                    from_products::<T, Portable>(&m, plane, oi0, &mut b);
+                    assert_eq!(a, b, "filters from products ({co}, {ci}) from {oi0}");
+                }
+            }
+        }
+        // SAFETY: the CPU has AVX2 and FMA.
+        unsafe {
+            check::<F2>();
+            check::<F4>();
+        }
+    }
+}

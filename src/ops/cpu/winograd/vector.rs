@@ -1,0 +1,451 @@
+//! The vectors Winograd's transforms compute with: `LANES` tiles (or
+//! filters) side by side, one value of each per lane. [`Portable`] is an
+//! array that any CPU runs; [`Ymm`] is one AVX register, with the shuffles
+//! that take rows of tiles and filters' taps apart into lanes and put output
+//! tiles back together into rows. The transforms are written once over
+//! [`Vector`] (`super::planes`) and compiled for each.
+
+use std::ops::{Add, Mul, Neg, Sub};
+
+use super::{Filters, MAX_A};
+
+/// Tiles transformed together (one AVX register of f32).
+pub const LANES: usize = 8;
+
+/// Values of a row that [`Vector::split`] reads for `LANES` tiles of side
+/// `m` and their first `cols` columns: the tiles' `m * LANES`, and the next
+/// tile's columns past `m`.
+pub const fn split_len(m: usize, cols: usize) -> usize {
+    m * LANES + cols.saturating_sub(m)
+}
+
+/// `LANES` values, one per tile or filter, and what the transforms need of them.
+pub trait Vector: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<f32, Output = Self> + Neg<Output = Self> {
+    fn zero() -> Self;
+    fn splat(v: f32) -> Self;
+    /// The first `LANES` values of `src`.
+    fn load(src: &[f32]) -> Self;
+    /// `self` into the first `LANES` values of `dst`.
+    fn store(self, dst: &mut [f32]);
+
+    /// The first `n` values of `src` (at most `LANES`), zero in the other lanes.
+    #[inline(always)]
+    fn load_partial(src: &[f32], n: usize) -> Self {
+        if n == LANES {
+            return Self::load(src);
+        }
+        let mut lanes = [0f32; LANES];
+        lanes[..n].copy_from_slice(&src[..n]);
+        Self::load(&lanes)
+    }
+
+    /// The first `n` lanes (at most `LANES`) into `dst`.
+    #[inline(always)]
+    fn store_partial(self, dst: &mut [f32], n: usize) {
+        if n == LANES {
+            return self.store(dst);
+        }
+        let mut lanes = [0f32; LANES];
+        self.store(&mut lanes);
+        dst[..n].copy_from_slice(&lanes[..n]);
+    }
+
+    /// Column `c < cols` of `LANES` side-by-side tiles of side `m` (2 or
+    /// 4, plus their overlap) in one row: `row[m * j + c]` in lane `j`.
+    /// `row` holds at least [`split_len`] values.
+    fn split(m: usize, row: &[f32], cols: usize) -> [Self; MAX_A];
+
+    /// `row[k] = line[x0 + k]` inside `line`, zero outside: a row of tiles
+    /// at the plane's edges.
+    #[inline(always)]
+    fn padded_row(line: &[f32], x0: isize, row: &mut [f32]) {
+        padded_row_scalar(line, x0, row);
+    }
+
+    /// The taps (row-major) of the filters `(o, i0 + j)` in lanes `j`.
+    fn filter_taps(w: &Filters, o: usize, i0: usize) -> [Self; 9];
+
+    /// `out[m * j + q] = v[q][j]` for `q < m` (2 or 4): the values of
+    /// `LANES` output tiles' rows, back side by side in one row.
+    fn interleave(m: usize, v: &[Self; MAX_A], out: &mut [f32]);
+}
+
+/// [`Vector::padded_row`] one value at a time.
+#[inline(always)]
+pub fn padded_row_scalar(line: &[f32], x0: isize, row: &mut [f32]) {
+    // one unsigned comparison per element: a negative index wraps past the end
+    for (k, v) in row.iter_mut().enumerate() {
+        let xx = x0.wrapping_add(k as isize) as usize;
+        *v = if xx < line.len() { line[xx] } else { 0.0 };
+    }
+}
+
+/// `LANES` values as an array: loops the compiler vectorises for whatever
+/// the CPU has.
+#[derive(Clone, Copy)]
+pub struct Portable([f32; LANES]);
+
+impl Portable {
+    #[inline(always)]
+    fn map2(self, o: Self, f: impl Fn(f32, f32) -> f32) -> Self {
+        // A plain loop: through `std::array::from_fn` the closure was
+        // sometimes left as a call of its own, run one lane at a time.
+        let mut out = [0f32; LANES];
+        for (j, v) in out.iter_mut().enumerate() {
+            *v = f(self.0[j], o.0[j]);
+        }
+        Self(out)
+    }
+}
+
+impl Add for Portable {
+    type Output = Self;
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        self.map2(o, |a, b| a + b)
+    }
+}
+
+impl Sub for Portable {
+    type Output = Self;
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        self.map2(o, |a, b| a - b)
+    }
+}
+
+impl Mul<f32> for Portable {
+    type Output = Self;
+    #[inline(always)]
+    fn mul(self, k: f32) -> Self {
+        self.map2(self, |a, _| a * k)
+    }
+}
+
+impl Neg for Portable {
+    type Output = Self;
+    #[inline(always)]
+    fn neg(self) -> Self {
+        self.map2(self, |a, _| -a)
+    }
+}
+
+impl Vector for Portable {
+    #[inline(always)]
+    fn zero() -> Self {
+        Self([0.0; LANES])
+    }
+
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        Self([v; LANES])
+    }
+
+    #[inline(always)]
+    fn load(src: &[f32]) -> Self {
+        Self(src[..LANES].try_into().expect("LANES values"))
+    }
+
+    #[inline(always)]
+    fn store(self, dst: &mut [f32]) {
+        dst[..LANES].copy_from_slice(&self.0);
+    }
+
+    #[inline(always)]
+    fn split(m: usize, row: &[f32], cols: usize) -> [Self; MAX_A] {
+        let mut c = [Self::zero(); MAX_A];
+        for (k, ck) in c.iter_mut().enumerate().take(cols) {
+            for j in 0..LANES {
+                ck.0[j] = row[m * j + k];
+            }
+        }
+        c
+    }
+
+    #[inline(always)]
+    fn filter_taps(w: &Filters, o: usize, i0: usize) -> [Self; 9] {
+        let mut g = [[0f32; LANES]; 9];
+        w.taps(o, i0, LANES, &mut g);
+        g.map(Self)
+    }
+
+    #[inline(always)]
+    fn interleave(m: usize, v: &[Self; MAX_A], out: &mut [f32]) {
+        for j in 0..LANES {
+            for q in 0..m {
+                out[m * j + q] = v[q].0[j];
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub use avx2::Ymm;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Filters, LANES, MAX_A, Vector, split_len};
+    use std::arch::x86_64::*;
+    use std::ops::{Add, Mul, Neg, Sub};
+
+    /// One AVX register of `LANES` f32. Made only by the transforms'
+    /// AVX2 entry points (`super::super::planes`), which run once
+    /// `simd::avx2()` has said the CPU has AVX2 and FMA: that is what makes
+    /// the intrinsics below sound.
+    #[derive(Clone, Copy)]
+    pub struct Ymm(__m256);
+
+    impl Add for Ymm {
+        type Output = Self;
+        #[inline(always)]
+        fn add(self, o: Self) -> Self {
+            Self(unsafe { _mm256_add_ps(self.0, o.0) })
+        }
+    }
+
+    impl Sub for Ymm {
+        type Output = Self;
+        #[inline(always)]
+        fn sub(self, o: Self) -> Self {
+            Self(unsafe { _mm256_sub_ps(self.0, o.0) })
+        }
+    }
+
+    impl Mul<f32> for Ymm {
+        type Output = Self;
+        #[inline(always)]
+        fn mul(self, k: f32) -> Self {
+            Self(unsafe { _mm256_mul_ps(self.0, _mm256_set1_ps(k)) })
+        }
+    }
+
+    impl Neg for Ymm {
+        type Output = Self;
+        #[inline(always)]
+        fn neg(self) -> Self {
+            Self(unsafe { _mm256_xor_ps(self.0, _mm256_set1_ps(-0.0)) })
+        }
+    }
+
+    impl Vector for Ymm {
+        #[inline(always)]
+        fn zero() -> Self {
+            Self(unsafe { _mm256_setzero_ps() })
+        }
+
+        #[inline(always)]
+        fn splat(v: f32) -> Self {
+            Self(unsafe { _mm256_set1_ps(v) })
+        }
+
+        #[inline(always)]
+        fn load(src: &[f32]) -> Self {
+            assert!(src.len() >= LANES, "a vector past the end");
+            Self(unsafe { _mm256_loadu_ps(src.as_ptr()) })
+        }
+
+        #[inline(always)]
+        fn store(self, dst: &mut [f32]) {
+            assert!(dst.len() >= LANES, "a vector past the end");
+            unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), self.0) }
+        }
+
+        /// A masked load: through a copy on the stack, the load waited for
+        /// the copy's stores. Every row of tiles of a small network's input
+        /// gradients (18 x 18, nine tiles wide) ends in a group of one:
+        /// masked, train64-small took 0.132 -> 0.119 s.
+        #[inline(always)]
+        fn load_partial(src: &[f32], n: usize) -> Self {
+            assert!(n <= LANES && src.len() >= n, "a vector past the end");
+            // SAFETY: only the first `n` lanes, inside `src`, are read.
+            Self(unsafe { _mm256_maskload_ps(src.as_ptr(), first(n)) })
+        }
+
+        /// A masked store, for the same reason as [`Self::load_partial`].
+        #[inline(always)]
+        fn store_partial(self, dst: &mut [f32], n: usize) {
+            assert!(n <= LANES && dst.len() >= n, "a vector past the end");
+            // SAFETY: only the first `n` lanes, inside `dst`, are written.
+            unsafe { _mm256_maskstore_ps(dst.as_mut_ptr(), first(n), self.0) }
+        }
+
+        /// Whole-vector loads at multiples of eight values, taken apart by
+        /// shuffles. The columns past `m` are the first two shifted by one
+        /// lane, not loads at an offset: such a load straddles two of the
+        /// stores that just filled `row` (at the plane's edges), and a load
+        /// that two stores must forward waits for both to retire (two
+        /// thirds of a small training step's input transform).
+        #[inline(always)]
+        fn split(m: usize, row: &[f32], cols: usize) -> [Self; MAX_A] {
+            assert!((m == 2 || m == 4) && cols <= m + 2 && row.len() >= split_len(m, cols), "row too short to split");
+            // SAFETY: the assert keeps every load inside `row`.
+            let load = |at: usize| unsafe { _mm256_loadu_ps(row.as_ptr().add(at)) };
+            let mut c = [Self::zero(); MAX_A];
+            unsafe {
+                if m == 2 {
+                    // even and odd values of the first 16, each as eight lanes
+                    let (a, b) = (load(0), load(8));
+                    let even = _mm256_shuffle_ps::<0x88>(a, b); // a0 a2 b0 b2 | a4 a6 b4 b6
+                    let odd = _mm256_shuffle_ps::<0xDD>(a, b);
+                    let order = |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(v)));
+                    c[0] = Self(order(even));
+                    c[1] = Self(order(odd));
+                } else {
+                    // values 4j + c of the first 32: a 4 x 4 transpose in each
+                    // half leaves lanes in the order j = 0 2 4 6 | 1 3 5 7
+                    let q: [__m256; 4] = std::array::from_fn(|k| load(8 * k));
+                    let t0 = _mm256_unpacklo_ps(q[0], q[1]);
+                    let t1 = _mm256_unpackhi_ps(q[0], q[1]);
+                    let t2 = _mm256_unpacklo_ps(q[2], q[3]);
+                    let t3 = _mm256_unpackhi_ps(q[2], q[3]);
+                    let order = |v: __m256| _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                    c[0] = Self(order(_mm256_shuffle_ps::<0x44>(t0, t2)));
+                    c[1] = Self(order(_mm256_shuffle_ps::<0xEE>(t0, t2)));
+                    c[2] = Self(order(_mm256_shuffle_ps::<0x44>(t1, t3)));
+                    c[3] = Self(order(_mm256_shuffle_ps::<0xEE>(t1, t3)));
+                }
+                // columns m and m + 1: the next tile's first two
+                let shift_in = |v: __m256, last: f32| {
+                    let rotated = _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0));
+                    Self(_mm256_blend_ps::<0x80>(rotated, _mm256_set1_ps(last)))
+                };
+                if cols > m {
+                    c[m] = shift_in(c[0].0, row[8 * m]);
+                }
+                if cols > m + 1 {
+                    c[m + 1] = shift_in(c[1].0, row[8 * m + 1]);
+                }
+            }
+            c
+        }
+
+        /// Eight values at a time by masked loads, written by whole-vector
+        /// stores that the loads of [`Vector::split`] then line up with
+        /// (filled one value at a time, every load of `split` waited for
+        /// eight stores to retire).
+        #[inline(always)]
+        fn padded_row(line: &[f32], x0: isize, row: &mut [f32]) {
+            if line.len() > i32::MAX as usize / 2 || x0.unsigned_abs() + row.len() > i32::MAX as usize / 2 {
+                return super::padded_row_scalar(line, x0, row); // (lane indices past i32)
+            }
+            unsafe {
+                let w = _mm256_set1_epi32(line.len() as i32);
+                let steps = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+                let mut k = 0;
+                while k + 8 <= row.len() {
+                    let at = x0 + k as isize;
+                    let idx = _mm256_add_epi32(_mm256_set1_epi32(at as i32), steps);
+                    // inside: 0 <= idx < w, as the sign bit of each lane
+                    let inside = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), idx), _mm256_cmpgt_epi32(w, idx));
+                    // SAFETY: only lanes inside `line` are read (a masked-off
+                    // lane is never accessed); the address outside is only formed.
+                    let v = _mm256_maskload_ps(line.as_ptr().wrapping_offset(at), inside);
+                    _mm256_storeu_ps(row.as_mut_ptr().add(k), v);
+                    k += 8;
+                }
+                for (j, v) in row.iter_mut().enumerate().skip(k) {
+                    let xx = x0.wrapping_add(j as isize) as usize;
+                    *v = if xx < line.len() { line[xx] } else { 0.0 };
+                }
+            }
+        }
+
+        /// Eight filters' taps read as rows and turned into lanes by an
+        /// 8 x 8 transpose, the ninth tap by a gather (one element at a
+        /// time, this was most of the filter transform's time).
+        #[inline(always)]
+        fn filter_taps(f: &Filters, o: usize, i0: usize) -> [Self; 9] {
+            let (w, (start, stride), flipped) = (f.weights(), f.lane_start_and_stride(o, i0), f.is_flipped());
+            assert!(start + (LANES - 1) * stride + 9 <= w.len(), "filters past the weights");
+            assert!((LANES - 1) * stride <= i32::MAX as usize, "filter stride past i32");
+            // Eight taps of each filter as one row (taps 0..8, or 1..9 when
+            // flipped so that the one left over is tap 0 in both cases).
+            let (rows_from, rest) = if flipped { (1, 0) } else { (0, 8) };
+            let mut g = [Self::zero(); 9];
+            // SAFETY: the asserts keep every read inside `w`.
+            unsafe {
+                let p = w.as_ptr().add(start);
+                let r: [__m256; LANES] = std::array::from_fn(|j| _mm256_loadu_ps(p.add(j * stride + rows_from)));
+                let t = transpose(r); // t[k][j]: element k of row j
+                let s = stride as i32;
+                let lane_offsets = _mm256_setr_epi32(0, s, 2 * s, 3 * s, 4 * s, 5 * s, 6 * s, 7 * s);
+                g[8] = Self(_mm256_i32gather_ps::<4>(p.add(rest), lane_offsets));
+                for (k, tk) in t.into_iter().enumerate() {
+                    // A flipped filter's tap t is stored at 8 - t, here row element 7 - t.
+                    g[if flipped { 7 - k } else { k }] = Self(tk);
+                }
+            }
+            g
+        }
+
+        #[inline(always)]
+        fn interleave(m: usize, v: &[Self; MAX_A], out: &mut [f32]) {
+            assert!((m == 2 || m == 4) && out.len() >= m * LANES, "row too short to interleave");
+            // SAFETY: the assert keeps every store inside `out`.
+            unsafe {
+                let at = out.as_mut_ptr();
+                let put = |k: usize, x: __m256| _mm256_storeu_ps(at.add(8 * k), x);
+                if m == 2 {
+                    // a0 b0 a1 b1 | a4 b4 a5 b5 and a2 b2 a3 b3 | a6 b6 a7 b7
+                    let lo = _mm256_unpacklo_ps(v[0].0, v[1].0);
+                    let hi = _mm256_unpackhi_ps(v[0].0, v[1].0);
+                    put(0, _mm256_permute2f128_ps::<0x20>(lo, hi));
+                    put(1, _mm256_permute2f128_ps::<0x31>(lo, hi));
+                } else {
+                    let t0 = _mm256_unpacklo_ps(v[0].0, v[1].0);
+                    let t1 = _mm256_unpackhi_ps(v[0].0, v[1].0);
+                    let t2 = _mm256_unpacklo_ps(v[2].0, v[3].0);
+                    let t3 = _mm256_unpackhi_ps(v[2].0, v[3].0);
+                    // u[j % 4]: tiles j and j + 4, four values each
+                    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                    put(0, _mm256_permute2f128_ps::<0x20>(u0, u1));
+                    put(1, _mm256_permute2f128_ps::<0x20>(u2, u3));
+                    put(2, _mm256_permute2f128_ps::<0x31>(u0, u1));
+                    put(3, _mm256_permute2f128_ps::<0x31>(u2, u3));
+                }
+            }
+        }
+    }
+
+    /// A mask of the first `n` lanes (their sign bits set).
+    #[inline(always)]
+    fn first(n: usize) -> __m256i {
+        unsafe { _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)) }
+    }
+
+    /// The transpose of an 8 x 8 matrix given by rows.
+    #[inline(always)]
+    fn transpose(r: [__m256; 8]) -> [__m256; 8] {
+        unsafe {
+            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ]
+        }
+    }
+}

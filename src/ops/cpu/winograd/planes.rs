@@ -75,27 +75,59 @@ dispatch! {
     filters_from_products => from_products(m: &[f32], plane: usize, oi0: usize, out: &mut [f32])
 }
 
-/// `f` down each column of the tiles `$x` (`$x[r][c]`, `$rows` rows), then
-/// along each row of the result. A macro, not a function taking `f`: a
-/// transform passed as a value was left a call of its own, compiled without
-/// AVX2, every vector operation in it a call too (train128 2.3 times as
-/// slow).
-macro_rules! down_then_along {
-    ($x:expr, $rows:expr, $f:path) => {{
-        let x: &[[V; MAX_A]; MAX_A] = $x;
-        let mut t = [[V::zero(); MAX_A]; MAX_A];
-        for c in 0..T::A {
-            let col = $f(&column(&x[..$rows], c));
-            for (tr, v) in t.iter_mut().zip(col) {
-                tr[c] = v;
-            }
+/// One of [`Tile`]'s 1-D transforms, named by a type so that the loops
+/// below take it as a parameter and still inline it: a transform passed as
+/// a value (a function or closure) was left a call of its own, compiled
+/// without AVX2, every vector operation in it a call too (train128 2.3
+/// times as slow).
+trait Transform {
+    fn apply<T: Tile, V: Vector>(x: &[V; MAX_A]) -> [V; MAX_A];
+}
+
+/// `B^T d`.
+struct Input;
+/// `A^T m`.
+struct Output;
+/// `A v`.
+struct GradTile;
+
+impl Transform for Input {
+    #[inline(always)]
+    fn apply<T: Tile, V: Vector>(x: &[V; MAX_A]) -> [V; MAX_A] {
+        T::input(x)
+    }
+}
+
+impl Transform for Output {
+    #[inline(always)]
+    fn apply<T: Tile, V: Vector>(x: &[V; MAX_A]) -> [V; MAX_A] {
+        T::output(x)
+    }
+}
+
+impl Transform for GradTile {
+    #[inline(always)]
+    fn apply<T: Tile, V: Vector>(x: &[V; MAX_A]) -> [V; MAX_A] {
+        T::grad_tile(x)
+    }
+}
+
+/// `K` down each column of the tiles `x` (`x[r][c]`, the first `rows` rows
+/// meaning anything), then along each row of the result.
+#[inline(always)]
+fn down_then_along<T: Tile, V: Vector, K: Transform>(x: &[[V; MAX_A]; MAX_A], rows: usize) -> [[V; MAX_A]; MAX_A] {
+    let mut t = [[V::zero(); MAX_A]; MAX_A];
+    for c in 0..T::A {
+        let col = K::apply::<T, V>(&column(&x[..rows], c));
+        for (tr, v) in t.iter_mut().zip(col) {
+            tr[c] = v;
         }
-        let mut out = [[V::zero(); MAX_A]; MAX_A];
-        for (o, tr) in out.iter_mut().zip(&t) {
-            *o = $f(tr);
-        }
-        out
-    }};
+    }
+    let mut out = [[V::zero(); MAX_A]; MAX_A];
+    for (o, tr) in out.iter_mut().zip(&t) {
+        *o = K::apply::<T, V>(tr);
+    }
+    out
 }
 
 /// Column `c` of `e` (`e[r][c]` for every row `r`). A plain loop, like
@@ -112,8 +144,24 @@ fn column<V: Vector>(e: &[[V; MAX_A]], c: usize) -> [V; MAX_A] {
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn input<T: Tile, V: Vector>(plane: &[f32], h: usize, w: usize, pad: usize, th: usize, tw: usize, vi: &mut [f32], t_all: usize, t0: usize) {
-    // A row of the padded plane, long enough for LANES tiles.
-    let span = split_len(T::M, T::A);
+    tiles::<T, V, Input>(plane, h, w, pad, T::A, th, tw, vi, t_all, t0);
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn grad<T: Tile, V: Vector>(plane: &[f32], h: usize, w: usize, th: usize, tw: usize, yo: &mut [f32], t_all: usize, t0: usize) {
+    tiles::<T, V, GradTile>(plane, h, w, 0, T::M, th, tw, yo, t_all, t0);
+}
+
+/// The `side x side` tiles of one plane (`h x w`) at every `M` rows and
+/// columns from `-pad` (`th x tw` of them; zero outside the plane), `K` down
+/// each column then along each row of each: element `(r, c)` of tile `t` to
+/// `dst[(r * A + c) * t_all + t0 + t]`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn tiles<T: Tile, V: Vector, K: Transform>(plane: &[f32], h: usize, w: usize, pad: usize, side: usize, th: usize, tw: usize, dst: &mut [f32], t_all: usize, t0: usize) {
+    // A row of the plane, long enough for LANES tiles.
+    let span = split_len(T::M, side);
     // (for tiles at the plane's edges, with zeros outside it)
     let mut row = [0f32; split_len(4, 6)];
     for ty in 0..th {
@@ -124,7 +172,7 @@ fn input<T: Tile, V: Vector>(plane: &[f32], h: usize, w: usize, pad: usize, th: 
             let x0 = (tx * T::M) as isize - pad as isize;
             // d[r]: row r of the tiles (zero outside the plane)
             let mut d = [[V::zero(); MAX_A]; MAX_A];
-            for (r, dr) in d.iter_mut().enumerate().take(T::A) {
+            for (r, dr) in d.iter_mut().enumerate().take(side) {
                 let yy = y0 + r as isize;
                 if yy < 0 || yy >= h as isize {
                     continue;
@@ -132,18 +180,17 @@ fn input<T: Tile, V: Vector>(plane: &[f32], h: usize, w: usize, pad: usize, th: 
                 let line = &plane[yy as usize * w..(yy as usize + 1) * w];
                 *dr = if x0 >= 0 && x0 as usize + span <= w {
                     // read in place: copied first, the copy was stored and loaded again at once
-                    V::split(T::M, &line[x0 as usize..x0 as usize + span], T::A)
+                    V::split(T::M, &line[x0 as usize..x0 as usize + span], side)
                 } else {
                     V::padded_row(line, x0, &mut row[..span]);
-                    V::split(T::M, &row[..span], T::A)
+                    V::split(T::M, &row[..span], side)
                 };
             }
-            let e = down_then_along!(&d, T::A, T::input);
-            // element (r, c) of tile t to vi[(r * A + c) * t_all + t]
+            let e = down_then_along::<T, V, K>(&d, side);
             let at = t0 + ty * tw + tx;
             for (r, er) in e.iter().enumerate().take(T::A) {
                 for (c, v) in er.iter().enumerate().take(T::A) {
-                    v.store_partial(&mut vi[(r * T::A + c) * t_all + at..], lanes);
+                    v.store_partial(&mut dst[(r * T::A + c) * t_all + at..], lanes);
                 }
             }
             tx += lanes;
@@ -169,7 +216,7 @@ fn output<T: Tile, V: Vector>(m: &[f32], xi_stride: usize, base: usize, th: usiz
                 }
             }
             // o[p][q]: output row p, column q of each tile
-            let o = down_then_along!(&e, T::A, T::output);
+            let o = down_then_along::<T, V, Output>(&e, T::A);
             let ox = tx * T::M;
             let count = (T::M * lanes).min(ow - ox);
             for p in 0..T::M {
@@ -187,44 +234,6 @@ fn output<T: Tile, V: Vector>(m: &[f32], xi_stride: usize, base: usize, th: usiz
                 } else {
                     V::interleave(T::M, &vals, &mut line);
                     dst[..count].copy_from_slice(&line[..count]);
-                }
-            }
-            tx += lanes;
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn grad<T: Tile, V: Vector>(plane: &[f32], h: usize, w: usize, th: usize, tw: usize, yo: &mut [f32], t_all: usize, t0: usize) {
-    let span = split_len(T::M, T::M);
-    // (for tiles past the plane's right edge, with zeros)
-    let mut row = [0f32; 4 * LANES];
-    for ty in 0..th {
-        let mut tx = 0;
-        while tx < tw {
-            let lanes = LANES.min(tw - tx);
-            let x0 = tx * T::M;
-            // d[r]: row r of the tiles (zero below the plane)
-            let mut d = [[V::zero(); MAX_A]; MAX_A];
-            for (r, dr) in d.iter_mut().enumerate().take(T::M) {
-                let yy = ty * T::M + r;
-                if yy >= h {
-                    continue;
-                }
-                let line = &plane[yy * w..(yy + 1) * w];
-                *dr = if x0 + span <= w {
-                    V::split(T::M, &line[x0..x0 + span], T::M) // in place, as in the forward
-                } else {
-                    V::padded_row(line, x0 as isize, &mut row[..span]);
-                    V::split(T::M, &row[..span], T::M)
-                };
-            }
-            let e = down_then_along!(&d, T::M, T::grad_tile);
-            let at = t0 + ty * tw + tx;
-            for (r, er) in e.iter().enumerate().take(T::A) {
-                for (c, v) in er.iter().enumerate().take(T::A) {
-                    v.store_partial(&mut yo[(r * T::A + c) * t_all + at..], lanes);
                 }
             }
             tx += lanes;

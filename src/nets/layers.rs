@@ -197,6 +197,15 @@ impl Norm {
         }
     }
 
+    /// `relu(self.forward_with(x, stats))`: for instance norm without affine
+    /// on each image's own statistics, one op ([`ops::instance_norm_relu`]).
+    pub fn forward_relu_with(&self, x: Tensor<4>, stats: &mut NormStats) -> Tensor<4> {
+        if matches!(self.kind, NormKind::Instance) && self.affine.is_none() && matches!(stats, NormStats::PerImage) {
+            return ops::instance_norm_relu(x, NORM_EPS);
+        }
+        burn::tensor::activation::relu(self.forward_with(x, stats))
+    }
+
     /// The output and its directional derivative along `dx`. The running
     /// statistics are not updated.
     pub fn forward_tangent(&self, x: Tensor<4>, dx: Tensor<4>) -> (Tensor<4>, Tensor<4>) {

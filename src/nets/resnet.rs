@@ -16,7 +16,6 @@
 //! sequence ([`ResnetGenerator::features`]).
 
 use burn::module::Module;
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::blur::{BlurDown, BlurUp};
@@ -66,7 +65,7 @@ impl ResnetBlock {
     }
 
     pub fn forward(&self, x: Tensor<4>, stats: &mut NormStats) -> Tensor<4> {
-        let y = relu(self.norm1.forward_with(self.conv1.forward(reflect_pad(x.clone(), 1)), stats));
+        let y = self.norm1.forward_relu_with(self.conv1.forward(reflect_pad(x.clone(), 1)), stats);
         let y = self.dropout.forward(y);
         let y = self.norm2.forward_with(self.conv2.forward(reflect_pad(y, 1)), stats);
         x + y
@@ -222,7 +221,7 @@ impl ResnetGenerator {
         if taps.at(1, &x) {
             return None;
         }
-        let mut x = relu(self.stem_norm.forward_with(x, stats));
+        let mut x = self.stem_norm.forward_relu_with(x, stats);
         if taps.norm_relu(2, &x) {
             return None;
         }
@@ -232,7 +231,7 @@ impl ResnetGenerator {
             if taps.at(i, &x) {
                 return None;
             }
-            x = relu(stage.norm.forward_with(x, stats));
+            x = stage.norm.forward_relu_with(x, stats);
             if taps.norm_relu(i + 1, &x) {
                 return None;
             }
@@ -267,7 +266,7 @@ impl ResnetGenerator {
             if taps.at(j, &x) {
                 return None;
             }
-            x = relu(stage.norm.forward_with(x, stats));
+            x = stage.norm.forward_relu_with(x, stats);
             if taps.norm_relu(j + 1, &x) {
                 return None;
             }

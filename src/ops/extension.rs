@@ -37,6 +37,9 @@ pub trait CpuKernels: Backend {
     /// Instance norm without affine.
     fn instance_norm_fast(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self>;
 
+    /// Instance norm without affine, then ReLU: one op each way.
+    fn instance_norm_relu_fast(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self>;
+
     /// CUT's anti-aliased downsampling with the separable filter `taps`.
     fn blur_down_fast(x: FloatTensor<Self>, taps: [f32; 3]) -> FloatTensor<Self>;
 
@@ -133,6 +136,13 @@ impl CpuKernels for Flex {
         norm_forward(&x, eps).0
     }
 
+    fn instance_norm_relu_fast(x: FlexTensor, eps: f64) -> FlexTensor {
+        let (xv, xs) = values(&x);
+        let (mut y, _) = norm::forward(&xv, xs.plane(), eps);
+        norm::rectify_in_place(&mut y, xs.plane());
+        tensor(y, xs)
+    }
+
     fn blur_down_fast(x: FlexTensor, taps: [f32; 3]) -> FlexTensor {
         Blur::Down(taps).forward(&x)
     }
@@ -199,11 +209,14 @@ impl Backward<Flex, 1> for PadBackward {
     }
 }
 
+/// The instance norm's backward; with `relu`, of the norm followed by ReLU.
 #[derive(Debug)]
-struct NormBackward;
+struct NormBackward {
+    relu: bool,
+}
 
 impl Backward<Flex, 1> for NormBackward {
-    /// output, 1 / std per plane
+    /// the normalised output, 1 / std per plane
     type State = (FlexTensor, Vec<f32>);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
@@ -213,7 +226,8 @@ impl Backward<Flex, 1> for NormBackward {
             let (y, rstd) = ops.state;
             let (gv, gs) = values(&grad);
             let (yv, _) = values(&y);
-            grads.register::<Flex>(node.id, tensor(norm::backward(&gv, &yv, &rstd, gs.plane()), gs));
+            let backward = if self.relu { norm::backward_relu } else { norm::backward };
+            grads.register::<Flex>(node.id, tensor(backward(&gv, &yv, &rstd, gs.plane()), gs));
         }
     }
 }
@@ -282,9 +296,20 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
 
     fn instance_norm_fast(x: AdTensor, eps: f64) -> AdTensor {
         let (y, rstd) = norm_forward(x.primitive(), eps);
-        match NormBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+        match (NormBackward { relu: false }).prepare::<C>([x.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish((y.clone(), rstd), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
+    fn instance_norm_relu_fast(x: AdTensor, eps: f64) -> AdTensor {
+        match (NormBackward { relu: true }).prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (xv, xs) = values(x.primitive());
+                let (y, r, rstd) = norm::forward_relu(&xv, xs.plane(), eps);
+                prep.finish((tensor(y, xs), rstd), tensor(r, xs))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(<Flex as CpuKernels>::instance_norm_relu_fast(x.primitive().clone(), eps)),
         }
     }
 

@@ -170,6 +170,15 @@ pub fn instance_norm(x: Tensor<4>, eps: f64) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as CpuKernels>::instance_norm_fast(x.into_dispatch(), eps))
 }
 
+/// [`instance_norm`] followed by ReLU; on the CPU one op each way, not two
+/// passes over the activations.
+pub fn instance_norm_relu(x: Tensor<4>, eps: f64) -> Tensor<4> {
+    if !fast(&x) {
+        return burn::tensor::activation::relu(composite::instance_norm(x, eps));
+    }
+    Tensor::from_dispatch(<Dispatch as CpuKernels>::instance_norm_relu_fast(x.into_dispatch(), eps))
+}
+
 /// The scalars of one Adam step (PyTorch's `torch.optim.Adam`), in the f32
 /// its element-wise operations compute in.
 #[derive(Clone, Copy, Debug)]

@@ -82,8 +82,7 @@ pub fn forward(x: &[f32], plane: usize, eps: f64) -> (Vec<f32>, Vec<f32>) {
 /// [`forward`] then ReLU, each plane rectified while it is in cache: the
 /// normalised values (what [`backward_relu`] needs), the rectified ones, and
 /// each plane's `1 / std`. As two ops, ReLU was another pass over the
-/// activations each way (its backward, burn's `mask_where`, 1.9 % of a small
-/// training step).
+/// activations each way (training 2-3 % slower, BENCHMARKS.md).
 pub fn forward_relu(x: &[f32], plane: usize, eps: f64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (mut y, mut r) = (vec![0f32; x.len()], vec![0f32; x.len()]);
     let rstd: Vec<f32> = y

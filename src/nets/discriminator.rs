@@ -92,7 +92,7 @@ impl NLayerDiscriminator {
             x = blur.forward(x);
         }
         for stage in &self.stages {
-            x = leaky_relu(stage.norm.forward(stage.conv.forward(x)), LEAKY_SLOPE);
+            x = stage.norm.forward_leaky_relu(stage.conv.forward(x), LEAKY_SLOPE);
             if let Some(blur) = &stage.blur {
                 x = blur.forward(x);
             }
@@ -165,7 +165,7 @@ impl PixelDiscriminator {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = leaky_relu(self.conv1.forward(x), LEAKY_SLOPE);
-        let x = leaky_relu(self.norm.forward(self.conv2.forward(x)), LEAKY_SLOPE);
+        let x = self.norm.forward_leaky_relu(self.conv2.forward(x), LEAKY_SLOPE);
         self.conv3.forward(x)
     }
 

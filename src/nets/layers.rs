@@ -198,12 +198,25 @@ impl Norm {
     }
 
     /// `relu(self.forward_with(x, stats))`: for instance norm without affine
-    /// on each image's own statistics, one op ([`ops::instance_norm_relu`]).
+    /// on each image's own statistics, one op ([`ops::instance_norm_act`]).
     pub fn forward_relu_with(&self, x: Tensor<4>, stats: &mut NormStats) -> Tensor<4> {
-        if matches!(self.kind, NormKind::Instance) && self.affine.is_none() && matches!(stats, NormStats::PerImage) {
-            return ops::instance_norm_relu(x, NORM_EPS);
+        if self.fuses_activation() && matches!(stats, NormStats::PerImage) {
+            return ops::instance_norm_act(x, NORM_EPS, ops::Activation::Relu);
         }
         burn::tensor::activation::relu(self.forward_with(x, stats))
+    }
+
+    /// `leaky_relu(self.forward(x), slope)`, one op where [`Self::forward_relu_with`] is.
+    pub fn forward_leaky_relu(&self, x: Tensor<4>, slope: f64) -> Tensor<4> {
+        if self.fuses_activation() {
+            return ops::instance_norm_act(x, NORM_EPS, ops::Activation::LeakyRelu(slope as f32));
+        }
+        burn::tensor::activation::leaky_relu(self.forward(x), slope)
+    }
+
+    /// Whether the norm and a following activation can be one op: instance norm without affine.
+    fn fuses_activation(&self) -> bool {
+        matches!(self.kind, NormKind::Instance) && self.affine.is_none()
     }
 
     /// The output and its directional derivative along `dx`. The running

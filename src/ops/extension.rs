@@ -14,6 +14,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::tensor::{DType, Shape, TensorData};
 use burn_flex::FlexTensor;
 
+use super::cpu::norm::Activation;
 use super::cpu::{Geometry, Nchw, Products, blur, conv, norm, pad};
 
 /// Fast CPU versions of the ops the CycleGAN networks spend their time in.
@@ -37,8 +38,8 @@ pub trait CpuKernels: Backend {
     /// Instance norm without affine.
     fn instance_norm_fast(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self>;
 
-    /// Instance norm without affine, then ReLU: one op each way.
-    fn instance_norm_relu_fast(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self>;
+    /// Instance norm without affine, then `act`: one op each way.
+    fn instance_norm_act_fast(x: FloatTensor<Self>, eps: f64, act: Activation) -> FloatTensor<Self>;
 
     /// CUT's anti-aliased downsampling with the separable filter `taps`.
     fn blur_down_fast(x: FloatTensor<Self>, taps: [f32; 3]) -> FloatTensor<Self>;
@@ -136,10 +137,10 @@ impl CpuKernels for Flex {
         norm_forward(&x, eps).0
     }
 
-    fn instance_norm_relu_fast(x: FlexTensor, eps: f64) -> FlexTensor {
+    fn instance_norm_act_fast(x: FlexTensor, eps: f64, act: Activation) -> FlexTensor {
         let (xv, xs) = values(&x);
         let (mut y, _) = norm::forward(&xv, xs.plane(), eps);
-        norm::rectify_in_place(&mut y, xs.plane());
+        norm::activate_in_place(&mut y, xs.plane(), act);
         tensor(y, xs)
     }
 
@@ -209,10 +210,10 @@ impl Backward<Flex, 1> for PadBackward {
     }
 }
 
-/// The instance norm's backward; with `relu`, of the norm followed by ReLU.
+/// The instance norm's backward; with an activation, of the norm followed by it.
 #[derive(Debug)]
 struct NormBackward {
-    relu: bool,
+    act: Option<Activation>,
 }
 
 impl Backward<Flex, 1> for NormBackward {
@@ -226,8 +227,11 @@ impl Backward<Flex, 1> for NormBackward {
             let (y, rstd) = ops.state;
             let (gv, gs) = values(&grad);
             let (yv, _) = values(&y);
-            let backward = if self.relu { norm::backward_relu } else { norm::backward };
-            grads.register::<Flex>(node.id, tensor(backward(&gv, &yv, &rstd, gs.plane()), gs));
+            let dx = match self.act {
+                Some(act) => norm::backward_act(&gv, &yv, &rstd, gs.plane(), act),
+                None => norm::backward(&gv, &yv, &rstd, gs.plane()),
+            };
+            grads.register::<Flex>(node.id, tensor(dx, gs));
         }
     }
 }
@@ -296,20 +300,20 @@ impl<C: CheckpointStrategy> CpuKernels for Autodiff<Flex, C> {
 
     fn instance_norm_fast(x: AdTensor, eps: f64) -> AdTensor {
         let (y, rstd) = norm_forward(x.primitive(), eps);
-        match (NormBackward { relu: false }).prepare::<C>([x.node()]).compute_bound().stateful() {
+        match (NormBackward { act: None }).prepare::<C>([x.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish((y.clone(), rstd), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }
 
-    fn instance_norm_relu_fast(x: AdTensor, eps: f64) -> AdTensor {
-        match (NormBackward { relu: true }).prepare::<C>([x.node()]).compute_bound().stateful() {
+    fn instance_norm_act_fast(x: AdTensor, eps: f64, act: Activation) -> AdTensor {
+        match (NormBackward { act: Some(act) }).prepare::<C>([x.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (xv, xs) = values(x.primitive());
-                let (y, r, rstd) = norm::forward_relu(&xv, xs.plane(), eps);
-                prep.finish((tensor(y, xs), rstd), tensor(r, xs))
+                let (y, a, rstd) = norm::forward_act(&xv, xs.plane(), eps, act);
+                prep.finish((tensor(y, xs), rstd), tensor(a, xs))
             }
-            OpsKind::UnTracked(prep) => prep.finish(<Flex as CpuKernels>::instance_norm_relu_fast(x.primitive().clone(), eps)),
+            OpsKind::UnTracked(prep) => prep.finish(<Flex as CpuKernels>::instance_norm_act_fast(x.primitive().clone(), eps, act)),
         }
     }
 

@@ -27,6 +27,7 @@ pub fn fast_kernels_enabled() -> bool {
 }
 
 pub use cpu::Products;
+pub use cpu::norm::Activation;
 
 thread_local! {
     /// What the CPU kernels' convolution products compute in on this thread.
@@ -170,13 +171,17 @@ pub fn instance_norm(x: Tensor<4>, eps: f64) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as CpuKernels>::instance_norm_fast(x.into_dispatch(), eps))
 }
 
-/// [`instance_norm`] followed by ReLU; on the CPU one op each way, not two
+/// [`instance_norm`] followed by `act`; on the CPU one op each way, not two
 /// passes over the activations.
-pub fn instance_norm_relu(x: Tensor<4>, eps: f64) -> Tensor<4> {
+pub fn instance_norm_act(x: Tensor<4>, eps: f64, act: Activation) -> Tensor<4> {
     if !fast(&x) {
-        return burn::tensor::activation::relu(composite::instance_norm(x, eps));
+        let y = composite::instance_norm(x, eps);
+        return match act {
+            Activation::Relu => burn::tensor::activation::relu(y),
+            Activation::LeakyRelu(slope) => burn::tensor::activation::leaky_relu(y, slope as f64),
+        };
     }
-    Tensor::from_dispatch(<Dispatch as CpuKernels>::instance_norm_relu_fast(x.into_dispatch(), eps))
+    Tensor::from_dispatch(<Dispatch as CpuKernels>::instance_norm_act_fast(x.into_dispatch(), eps, act))
 }
 
 /// The scalars of one Adam step (PyTorch's `torch.optim.Adam`), in the f32

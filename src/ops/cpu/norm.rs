@@ -38,26 +38,51 @@ fn normalize_plane(src: &[f32], out: &mut [f32], eps: f64) -> f32 {
     r
 }
 
-/// ReLU as burn computes it: zero where `v <= 0` (a NaN passes).
-#[inline(always)]
-fn relu(v: f32) -> f32 {
-    if v <= 0.0 { 0.0 } else { v }
+/// The activation a norm may be followed by in one op ([`forward_act`],
+/// [`backward_act`]), computed as burn's flex computes it on its own.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    /// Zero where `v <= 0` (a NaN passes).
+    Relu,
+    /// `v * slope` where `v < 0` (a NaN passes).
+    LeakyRelu(f32),
 }
 
-/// `out = relu(y)`.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
-fn rectify(y: &[f32], out: &mut [f32]) {
-    for (o, v) in out.iter_mut().zip(y) {
-        *o = relu(*v);
+impl Activation {
+    #[inline(always)]
+    fn apply(self, v: f32) -> f32 {
+        match self {
+            Activation::Relu => if v <= 0.0 { 0.0 } else { v },
+            Activation::LeakyRelu(slope) => if v < 0.0 { v * slope } else { v },
+        }
     }
 }
 
-/// One plane's input gradient into `out`; with `RELU`, of `relu(y)` rather
-/// than `y`: `g` passes only where `y > 0`, as burn's ReLU backward would
-/// have masked it (the same values, so the same sums, bit for bit).
+/// `out = act(y)`.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
-fn backward_plane<const RELU: bool>(g: &[f32], y: &[f32], rstd: f32, out: &mut [f32]) {
-    let gate = |a: f32, b: f32| if RELU && b <= 0.0 { 0.0 } else { a };
+fn activate(y: &[f32], out: &mut [f32], act: Activation) {
+    for (o, v) in out.iter_mut().zip(y) {
+        *o = act.apply(*v);
+    }
+}
+
+/// What [`backward_plane`] takes its output gradient through (a constant,
+/// so that each is its own loop).
+const PLAIN: u8 = 0;
+const RELU: u8 = 1;
+const LEAKY: u8 = 2;
+
+/// One plane's input gradient into `out`; with `RELU` or `LEAKY`, of
+/// `act(y)` rather than `y`: `g` as the activation's backward alone would
+/// have passed it (zeroed where `y <= 0`, or times `slope` where `y < 0`),
+/// the same values, so the same sums, bit for bit.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
+fn backward_plane<const KIND: u8>(g: &[f32], y: &[f32], rstd: f32, slope: f32, out: &mut [f32]) {
+    let gate = |a: f32, b: f32| match KIND {
+        RELU => if b <= 0.0 { 0.0 } else { a },
+        LEAKY => if b < 0.0 { a * slope } else { a },
+        _ => a,
+    };
     let n = g.len() as f64;
     let mean_g = sum2(g, y, |a, b| gate(a, b) as f64) / n;
     let mean_gy = sum2(g, y, |a, b| gate(a, b) as f64 * b as f64) / n;
@@ -79,50 +104,53 @@ pub fn forward(x: &[f32], plane: usize, eps: f64) -> (Vec<f32>, Vec<f32>) {
     (y, rstd)
 }
 
-/// [`forward`] then ReLU, each plane rectified while it is in cache: the
-/// normalised values (what [`backward_relu`] needs), the rectified ones, and
-/// each plane's `1 / std`. As two ops, ReLU was another pass over the
-/// activations each way (training 2-3 % slower, BENCHMARKS.md).
-pub fn forward_relu(x: &[f32], plane: usize, eps: f64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (mut y, mut r) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+/// [`forward`] then `act`, each plane activated while it is in cache: the
+/// normalised values (what [`backward_act`] needs), the activated ones, and
+/// each plane's `1 / std`. As two ops, the activation was another pass over
+/// the activations each way (training 2-3 % slower, BENCHMARKS.md).
+pub fn forward_act(x: &[f32], plane: usize, eps: f64, act: Activation) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (mut y, mut a) = (vec![0f32; x.len()], vec![0f32; x.len()]);
     let rstd: Vec<f32> = y
         .par_chunks_mut(plane)
-        .zip(r.par_chunks_mut(plane))
+        .zip(a.par_chunks_mut(plane))
         .zip(x.par_chunks(plane))
         .with_min_len(min_len(plane))
-        .map(|((out, rect), src)| {
+        .map(|((out, activated), src)| {
             let s = normalize_plane(src, out, eps);
-            rectify(out, rect);
+            activate(out, activated, act);
             s
         })
         .collect();
-    (y, r, rstd)
+    (y, a, rstd)
 }
 
-/// `y = relu(y)` in place (the norm-and-ReLU forward without a backward to keep `y` for).
-pub fn rectify_in_place(y: &mut [f32], plane: usize) {
+/// `y = act(y)` in place (the forward without a backward to keep `y` for).
+pub fn activate_in_place(y: &mut [f32], plane: usize, act: Activation) {
     y.par_chunks_mut(plane).with_min_len(min_len(plane)).for_each(|p| {
         for v in p {
-            *v = relu(*v);
+            *v = act.apply(*v);
         }
     });
 }
 
 /// `dx = rstd * (dy - mean(dy) - y * mean(dy * y))` per plane, from the forward's output and `rstd`.
 pub fn backward(dy: &[f32], y: &[f32], rstd: &[f32], plane: usize) -> Vec<f32> {
-    backward_gated::<false>(dy, y, rstd, plane)
+    backward_gated::<PLAIN>(dy, y, rstd, plane, 0.0)
 }
 
-/// [`backward`] of [`forward_relu`]: `dy` is the gradient of the rectified
+/// [`backward`] of [`forward_act`]: `dy` is the gradient of the activated
 /// output, `y` the normalised one.
-pub fn backward_relu(dy: &[f32], y: &[f32], rstd: &[f32], plane: usize) -> Vec<f32> {
-    backward_gated::<true>(dy, y, rstd, plane)
+pub fn backward_act(dy: &[f32], y: &[f32], rstd: &[f32], plane: usize, act: Activation) -> Vec<f32> {
+    match act {
+        Activation::Relu => backward_gated::<RELU>(dy, y, rstd, plane, 0.0),
+        Activation::LeakyRelu(slope) => backward_gated::<LEAKY>(dy, y, rstd, plane, slope),
+    }
 }
 
-fn backward_gated<const RELU: bool>(dy: &[f32], y: &[f32], rstd: &[f32], plane: usize) -> Vec<f32> {
+fn backward_gated<const KIND: u8>(dy: &[f32], y: &[f32], rstd: &[f32], plane: usize, slope: f32) -> Vec<f32> {
     let mut dx = vec![0f32; dy.len()];
     dx.par_chunks_mut(plane).zip(dy.par_chunks(plane).zip(y.par_chunks(plane))).with_min_len(min_len(plane)).enumerate().for_each(
-        |(i, (out, (g, yy)))| backward_plane::<RELU>(g, yy, rstd[i], out),
+        |(i, (out, (g, yy)))| backward_plane::<KIND>(g, yy, rstd[i], slope, out),
     );
     dx
 }
@@ -154,24 +182,32 @@ mod tests {
         }
     }
 
-    /// Norm and ReLU as one op: the same bits as the norm, then ReLU, then
-    /// ReLU's backward (the gradient zeroed where the normalised value is
-    /// not positive), then the norm's backward.
+    /// Norm and activation as one op: the same bits as the norm, then the
+    /// activation as burn computes it, then the activation's backward, then
+    /// the norm's backward.
     #[test]
-    fn norm_relu_matches_the_two_ops() {
+    fn norm_and_activation_match_the_two_ops() {
         let plane = 37; // (a remainder after the eight-way sums)
         let x: Vec<f32> = (0..3 * plane).map(|i| ((i * 7919) % 101) as f32 * 0.03 - 1.4).collect();
         let dy: Vec<f32> = (0..3 * plane).map(|i| ((i * 613) % 53) as f32 * 0.05 - 1.2).collect();
         let (y, rstd) = forward(&x, plane, 1e-5);
-        let (y2, r, rstd2) = forward_relu(&x, plane, 1e-5);
-        assert_eq!((&y2, &rstd2), (&y, &rstd));
-        let want_r: Vec<f32> = y.iter().map(|v| v.max(0.0)).collect();
-        assert_eq!(r, want_r);
-        assert!(r.contains(&0.0) && r.iter().any(|v| *v > 0.0), "both sides of the ReLU");
-        let mut inplace = y.clone();
-        rectify_in_place(&mut inplace, plane);
-        assert_eq!(inplace, want_r);
-        let masked: Vec<f32> = dy.iter().zip(&y).map(|(g, v)| if *v > 0.0 { *g } else { 0.0 }).collect();
-        assert_eq!(backward_relu(&dy, &y, &rstd, plane), backward(&masked, &y, &rstd, plane));
+        assert!(y.iter().any(|v| *v < 0.0) && y.iter().any(|v| *v > 0.0), "both sides of the activation");
+        for act in [Activation::Relu, Activation::LeakyRelu(0.2)] {
+            // burn-flex's relu and leaky_relu, and their gradients (autodiff's
+            // leaky_relu is mask_where(x < 0, x * slope) and its backward)
+            let (fwd, bwd): (fn(f32) -> f32, fn(f32, f32) -> f32) = match act {
+                Activation::Relu => (|v| if v.is_nan() || v > 0.0 { v } else { 0.0 }, |g, v| if v > 0.0 { g } else { 0.0 }),
+                Activation::LeakyRelu(_) => (|v| if v >= 0.0 { v } else { 0.2 * v }, |g, v| if v < 0.0 { g * 0.2 } else { g }),
+            };
+            let (y2, a, rstd2) = forward_act(&x, plane, 1e-5, act);
+            assert_eq!((&y2, &rstd2), (&y, &rstd), "{act:?}");
+            let want: Vec<f32> = y.iter().map(|v| fwd(*v)).collect();
+            assert_eq!(a, want, "{act:?}");
+            let mut inplace = y.clone();
+            activate_in_place(&mut inplace, plane, act);
+            assert_eq!(inplace, want, "{act:?}");
+            let gated: Vec<f32> = dy.iter().zip(&y).map(|(g, v)| bwd(*g, *v)).collect();
+            assert_eq!(backward_act(&dy, &y, &rstd, plane, act), backward(&gated, &y, &rstd, plane), "{act:?}");
+        }
     }
 }

@@ -195,9 +195,13 @@ mod tests {
         for act in [Activation::Relu, Activation::LeakyRelu(0.2)] {
             // burn-flex's relu and leaky_relu, and their gradients (autodiff's
             // leaky_relu is mask_where(x < 0, x * slope) and its backward)
-            let (fwd, bwd): (fn(f32) -> f32, fn(f32, f32) -> f32) = match act {
-                Activation::Relu => (|v| if v.is_nan() || v > 0.0 { v } else { 0.0 }, |g, v| if v > 0.0 { g } else { 0.0 }),
-                Activation::LeakyRelu(_) => (|v| if v >= 0.0 { v } else { 0.2 * v }, |g, v| if v < 0.0 { g * 0.2 } else { g }),
+            let fwd = |v: f32| match act {
+                Activation::Relu => if v.is_nan() || v > 0.0 { v } else { 0.0 },
+                Activation::LeakyRelu(_) => if v >= 0.0 { v } else { 0.2 * v },
+            };
+            let bwd = |g: f32, v: f32| match act {
+                Activation::Relu => if v > 0.0 { g } else { 0.0 },
+                Activation::LeakyRelu(_) => if v < 0.0 { g * 0.2 } else { g },
             };
             let (y2, a, rstd2) = forward_act(&x, plane, 1e-5, act);
             assert_eq!((&y2, &rstd2), (&y, &rstd), "{act:?}");

@@ -56,6 +56,16 @@ impl Activation {
             Activation::LeakyRelu(slope) => if v < 0.0 { v * slope } else { v },
         }
     }
+
+    /// The gradient through it, from the gradient `g` of its output at
+    /// input `v`: what its backward alone passes (a NaN input passes `g`).
+    #[inline(always)]
+    fn backward(self, g: f32, v: f32) -> f32 {
+        match self {
+            Activation::Relu => if v <= 0.0 { 0.0 } else { g },
+            Activation::LeakyRelu(slope) => if v < 0.0 { g * slope } else { g },
+        }
+    }
 }
 
 /// `out = act(y)`.
@@ -73,16 +83,16 @@ const RELU: u8 = 1;
 const LEAKY: u8 = 2;
 
 /// One plane's input gradient into `out`; with `RELU` or `LEAKY`, of
-/// `act(y)` rather than `y`: `g` as the activation's backward alone would
-/// have passed it (zeroed where `y <= 0`, or times `slope` where `y < 0`),
-/// the same values, so the same sums, bit for bit.
+/// `act(y)` rather than `y`: `g` as [`Activation::backward`] alone would
+/// have passed it, the same values, so the same sums, bit for bit.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
 fn backward_plane<const KIND: u8>(g: &[f32], y: &[f32], rstd: f32, slope: f32, out: &mut [f32]) {
-    let gate = |a: f32, b: f32| match KIND {
-        RELU => if b <= 0.0 { 0.0 } else { a },
-        LEAKY => if b < 0.0 { a * slope } else { a },
-        _ => a,
+    let act = match KIND {
+        RELU => Some(Activation::Relu),
+        LEAKY => Some(Activation::LeakyRelu(slope)),
+        _ => None,
     };
+    let gate = |a: f32, b: f32| act.map_or(a, |act| act.backward(a, b));
     let n = g.len() as f64;
     let mean_g = sum2(g, y, |a, b| gate(a, b) as f64) / n;
     let mean_gy = sum2(g, y, |a, b| gate(a, b) as f64 * b as f64) / n;

@@ -1,6 +1,6 @@
 //! The two Winograd variants' 1-D transforms, written once over
-//! [`Vector`]: applied along a tile's rows and then down its columns they
-//! give the 2-D transforms `B^T d B`, `G g G^T`, `A^T m A` and the weight
+//! [`Vector`]: applied down a tile's columns and then along its rows
+//! (`super::planes`) they give the 2-D transforms `B^T d B`, `G g G^T`, `A^T m A` and the weight
 //! gradient's `A v A^T` and `G^T m G`.
 
 use super::MAX_A;

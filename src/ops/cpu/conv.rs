@@ -530,6 +530,9 @@ pub(crate) mod tests {
         check(Nchw::new(1, 3, 10, 21), 4, Geometry::new(7, 1, 3), Method::Direct);
         // no padding and sixteen outputs a row: rows read in place, unpadded
         check(Nchw::new(1, 3, 9, 22), 5, Geometry::new(7, 1, 0), Method::Direct);
+        // rows wider than one 32-output chunk, in place and padded
+        check(Nchw::new(1, 3, 7, 70), 5, Geometry::new(7, 1, 0), Method::Direct);
+        check(Nchw::new(1, 3, 6, 45), 5, Geometry::new(7, 1, 3), Method::Direct);
     }
 
     /// The stride-2 col2im gives the general loop's bits: odd and even

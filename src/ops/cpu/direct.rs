@@ -8,11 +8,15 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 use super::scratch::Scratch;
+use super::simd::Level;
 use super::{Geometry, Nchw, min_len};
 
 const LANES: usize = 8;
 /// Output channels computed together (one input load feeds this many multiply-adds).
 const BLOCK: usize = 4;
+/// Outputs of a row computed together: two AVX-512 registers (two AVX
+/// registers where the CPU has only AVX2, then `2 * LANES`).
+const CHUNK: usize = 4 * LANES;
 
 /// `y[b][o][oy][ox] = sum_i,ky,kx w[o][i][ky][kx] * x[b][i][oy + ky - p][ox + kx - p]` (0 outside).
 pub fn conv(x: &[f32], xs: Nchw, w: &[f32], co: usize, g: Geometry) -> Vec<f32> {
@@ -35,9 +39,9 @@ pub fn conv(x: &[f32], xs: Nchw, w: &[f32], co: usize, g: Geometry) -> Vec<f32> 
     // `pad` plus slack for a full last chunk on the right, so that every
     // chunk reads inside its row (not once per output row reading them:
     // an allocation and a copy per row, k times over).
-    let slack = 2 * LANES;
+    let slack = CHUNK;
     let padded_planes;
-    let (planes, pw) = if g.pad == 0 && ys.w.is_multiple_of(2 * LANES) {
+    let (planes, pw) = if g.pad == 0 && ys.w.is_multiple_of(CHUNK) {
         (x, xs.w)
     } else {
         let pw = xs.w + 2 * g.pad + slack;
@@ -85,22 +89,33 @@ fn conv_row(image: &[f32], h: usize, w: usize, ci: usize, wb: &[f32], co: usize,
             (iy >= 0 && iy < h as isize).then(|| (i * k + ky, &image[(i * h + iy as usize) * w..][..w]))
         })
         .collect();
-    let simd = super::simd::avx2();
+    let level = super::simd::level();
     for blk in 0..co.div_ceil(BLOCK) {
         let wblk = &wb[blk * ci * k * k * BLOCK..(blk + 1) * ci * k * k * BLOCK];
         let mut ox = 0;
         while ox < ow {
-            let n = (ow - ox).min(2 * LANES);
-            let mut acc = [[0f32; 2 * LANES]; BLOCK];
-            if simd && ox + 2 * LANES + k - 1 <= w {
+            let mut acc = [[0f32; CHUNK]; BLOCK];
+            // the widest chunk whose reads stay inside the row
+            let n = if level >= Level::Avx512 && ox + CHUNK + k - 1 <= w {
+                // SAFETY: the check above bounds every read; the CPU has AVX-512F.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    avx512::chunk32(&lines, wblk, k, ox, &mut acc)
+                };
+                CHUNK
+            } else if level >= Level::Avx2 && ox + 2 * LANES + k - 1 <= w {
                 // SAFETY: the check above bounds every read; the CPU has AVX2 and FMA.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
                     avx2::chunk16(&lines, wblk, k, ox, &mut acc)
                 };
+                2 * LANES
             } else {
+                let n = (ow - ox).min(2 * LANES);
                 chunk_scalar(&lines, wblk, k, w, ox, n, &mut acc);
+                n
             }
+            .min(ow - ox);
             for (j, a) in acc.iter().enumerate() {
                 let o = blk * BLOCK + j;
                 if o < co {
@@ -114,7 +129,7 @@ fn conv_row(image: &[f32], h: usize, w: usize, ci: usize, wb: &[f32], co: usize,
 
 /// The portable path: any chunk, reads checked against the row.
 #[allow(clippy::too_many_arguments)]
-fn chunk_scalar(lines: &[(usize, &[f32])], wblk: &[f32], k: usize, w: usize, ox: usize, n: usize, acc: &mut [[f32; 2 * LANES]; BLOCK]) {
+fn chunk_scalar(lines: &[(usize, &[f32])], wblk: &[f32], k: usize, w: usize, ox: usize, n: usize, acc: &mut [[f32; CHUNK]; BLOCK]) {
     for &(row, line) in lines {
         let taps = &wblk[row * k * BLOCK..(row + 1) * k * BLOCK];
         for kx in 0..k {
@@ -132,16 +147,55 @@ fn chunk_scalar(lines: &[(usize, &[f32])], wblk: &[f32], k: usize, w: usize, ox:
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use super::{BLOCK, LANES};
+mod avx512 {
+    use super::{BLOCK, CHUNK};
     use std::arch::x86_64::*;
 
-    /// Sixteen outputs of BLOCK channels: each row load feeds BLOCK fused multiply-adds.
+    /// [`super::avx2::chunk16`] sixteen lanes wide: 32 outputs of BLOCK
+    /// channels, the same multiply-adds in the same order per output (the
+    /// same bits). On CPUs with full-width AVX-512 this is twice the
+    /// multiply-adds a cycle; the stem and head were 8 % of a forward pass.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, and every row must hold `start + 32 + k - 1` values.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn chunk32(lines: &[(usize, &[f32])], wblk: &[f32], k: usize, start: usize, acc: &mut [[f32; CHUNK]; BLOCK]) {
+        unsafe {
+            let mut a = [[_mm512_setzero_ps(); 2]; BLOCK];
+            for &(row, line) in lines {
+                debug_assert!(start + CHUNK + k - 1 <= line.len());
+                let taps = wblk.as_ptr().add(row * k * BLOCK);
+                let src = line.as_ptr().add(start);
+                for kx in 0..k {
+                    let x0 = _mm512_loadu_ps(src.add(kx));
+                    let x1 = _mm512_loadu_ps(src.add(kx + 16));
+                    for (j, aj) in a.iter_mut().enumerate() {
+                        let t = _mm512_set1_ps(*taps.add(kx * BLOCK + j));
+                        aj[0] = _mm512_fmadd_ps(t, x0, aj[0]);
+                        aj[1] = _mm512_fmadd_ps(t, x1, aj[1]);
+                    }
+                }
+            }
+            for (dst, aj) in acc.iter_mut().zip(a) {
+                _mm512_storeu_ps(dst.as_mut_ptr(), aj[0]);
+                _mm512_storeu_ps(dst.as_mut_ptr().add(16), aj[1]);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{BLOCK, CHUNK, LANES};
+    use std::arch::x86_64::*;
+
+    /// Sixteen outputs of BLOCK channels (into the first sixteen of each
+    /// `acc` row): each row load feeds BLOCK fused multiply-adds.
     ///
     /// # Safety
     /// The CPU must have AVX2 and FMA, and every row must hold `start + 16 + k - 1` values.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn chunk16(lines: &[(usize, &[f32])], wblk: &[f32], k: usize, start: usize, acc: &mut [[f32; 2 * LANES]; BLOCK]) {
+    pub unsafe fn chunk16(lines: &[(usize, &[f32])], wblk: &[f32], k: usize, start: usize, acc: &mut [[f32; CHUNK]; BLOCK]) {
         unsafe {
             let mut a = [[_mm256_setzero_ps(); 2]; BLOCK];
             for &(row, line) in lines {
@@ -321,6 +375,33 @@ fn correlate_rows<const K: usize>(grad: &[f32], ow: usize, image: &[f32], pw: us
 mod tests {
     use super::*;
     use crate::ops::cpu::conv::tests::values;
+
+    /// The AVX-512 chunk gives the AVX2 chunks' bits (where the CPU has
+    /// both; the convolution tests compare either with a naive loop).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_chunk_matches_two_avx2_chunks() {
+        if !std::arch::is_x86_feature_detected!("avx512f") || !std::arch::is_x86_feature_detected!("fma") {
+            return;
+        }
+        let (ci, k, start) = (3, 7, 5);
+        let w = start + CHUNK + k - 1;
+        let rows: Vec<Vec<f32>> = (0..ci * k).map(|r| values(w, 10 + r as u32)).collect();
+        let lines: Vec<(usize, &[f32])> = rows.iter().enumerate().map(|(r, v)| (r, &v[..])).collect();
+        let wblk = values(ci * k * k * BLOCK, 3);
+        let (mut wide, mut lo, mut hi) = ([[0f32; CHUNK]; BLOCK], [[0f32; CHUNK]; BLOCK], [[0f32; CHUNK]; BLOCK]);
+        // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked above); every row holds start + 32 + k - 1 values.
+        unsafe {
+            avx512::chunk32(&lines, &wblk, k, start, &mut wide);
+            avx2::chunk16(&lines, &wblk, k, start, &mut lo);
+            avx2::chunk16(&lines, &wblk, k, start + 16, &mut hi);
+        }
+        for j in 0..BLOCK {
+            let two: Vec<u32> = lo[j][..16].iter().chain(&hi[j][..16]).map(|v| v.to_bits()).collect();
+            let one: Vec<u32> = wide[j].iter().map(|v| v.to_bits()).collect();
+            assert_eq!(one, two, "channel {j}");
+        }
+    }
 
     /// The AVX2 rows (where the CPU has them) against the portable loop,
     /// which the convolution tests reach only on other CPUs.

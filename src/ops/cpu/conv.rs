@@ -543,7 +543,7 @@ pub(crate) mod tests {
         let g = Geometry::new(3, 2, 1);
         for (h, w) in [(9, 9), (8, 10), (10, 7), (1, 1), (2, 1), (1, 3), (33, 34)] {
             let xs = Nchw::new(1, 3, h, w);
-            for (oh, ow) in [((h + 1) / 2, (w + 1) / 2), (h / 2, w / 2), ((h + 1) / 2, w / 2)] {
+            for (oh, ow) in [(h.div_ceil(2), w.div_ceil(2)), (h / 2, w / 2), (h.div_ceil(2), w / 2)] {
                 let col = values(3 * 9 * oh * ow, 7);
                 let (mut fast, mut any) = (values(xs.len(), 8), values(xs.len(), 8));
                 col2im_3x3_stride2(&col, xs, oh, ow, &mut fast);

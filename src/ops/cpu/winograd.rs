@@ -22,8 +22,7 @@ mod tile;
 mod vector;
 
 pub use tile::{F2, F4, Tile};
-use planes::{filters_from_products, filters_transform, grad_transform_plane, input_transform_plane, output_transform_plane};
-use vector::LANES;
+use planes::{filter_group, filters_from_products, filters_transform, grad_transform_plane, input_transform_plane, output_transform_plane};
 
 /// The largest input tile side of the variants.
 const MAX_A: usize = 6;
@@ -75,7 +74,7 @@ impl<'a> Filters<'a> {
     /// Filters `(o, i0 + j)` for the `lanes` lanes `j` into `g[tap][j]`
     /// (taps row-major), one value at a time: for any number of lanes
     /// (`Vector::filter_taps` takes whole groups apart faster).
-    fn taps(&self, o: usize, i0: usize, lanes: usize, g: &mut [[f32; LANES]; 9]) {
+    fn taps<const N: usize>(&self, o: usize, i0: usize, lanes: usize, g: &mut [[f32; N]; 9]) {
         let (start, stride) = self.lane_start_and_stride(o, i0);
         for j in 0..lanes {
             let f: &[f32; 9] = self.w[start + j * stride..][..9].try_into().expect("nine taps");
@@ -331,11 +330,12 @@ pub fn weight_grad3x3_with<T: Tile>(x: &[f32], xs: Nchw, dy: &[f32], ys: Nchw, p
         let vx = Mat { data: &v[xi * t_all..], rs: 1, cs: n * t_all };
         matmul(co, ci, t_all, yx, vx, mx, false, Threads::One);
     });
-    // dw[o][i] = G^T M G, LANES filters at a time: one filter at a time, in
-    // scalar code, was 6.7 % of the small training case.
+    // dw[o][i] = G^T M G, a vector of filters at a time: one filter at a
+    // time, in scalar code, was 6.7 % of the small training case.
+    let group = filter_group();
     let mut dw = vec![0f32; co * ci * 9];
-    dw.par_chunks_mut(9 * LANES).with_min_len(min_len(9 * n * LANES)).enumerate().for_each(|(g, out)| {
-        filters_from_products::<T>(&m, co * ci, g * LANES, out);
+    dw.par_chunks_mut(9 * group).with_min_len(min_len(9 * n * group)).enumerate().for_each(|(g, out)| {
+        filters_from_products::<T>(&m, co * ci, g * group, out);
     });
     dw
 }
@@ -435,58 +435,83 @@ mod tests {
         check::<F4>(&[[0.25, 0.0, 0.0], [-s, -s, -s], [-s, s, -s], [1.0 / 24.0, 1.0 / 12.0, s], [1.0 / 24.0, -1.0 / 12.0, s], [0.0, 0.0, 1.0]]);
     }
 
-    /// `Ymm`'s shuffles (filter taps, tile columns, zero-padded edge rows,
-    /// output rows put back together) against `Portable`'s loops, where
-    /// the CPU has AVX2.
-    #[cfg(target_arch = "x86_64")]
+    /// Each vector's shuffles (filter taps, tile columns, zero-padded edge
+    /// rows, output rows put back together) against what they are defined
+    /// to give, value by value: `Portable` everywhere, `Ymm` where the CPU
+    /// has AVX2, `Zmm` where it has AVX-512.
     #[test]
-    fn avx2_shuffles_match_the_portable_loops() {
-        use vector::{Portable, Vector, Ymm, split_len};
-        if !crate::ops::cpu::simd::avx2() {
-            return;
-        }
-        fn lanes<V: Vector>(v: V) -> [f32; LANES] {
-            let mut out = [0f32; LANES];
+    fn vector_shuffles_match_their_definitions() {
+        use vector::{MAX_LANES, Portable, Vector, padded_row_scalar, split_len};
+        fn lanes<V: Vector>(v: V) -> Vec<f32> {
+            let mut out = [0f32; MAX_LANES];
             v.store(&mut out);
-            out
+            out[..V::LANES].to_vec()
         }
-        let (co, ci) = (11, 19); // both ways round at least one group of eight
-        let w = values(co * ci * 9, 4);
-        for filters in [Filters::new(&w, ci), Filters::flipped(&w, co)] {
-            for o in 0..filters.co {
-                for i0 in 0..=filters.ci - LANES {
-                    let got = Ymm::filter_taps(&filters, o, i0).map(lanes);
-                    let want = Portable::filter_taps(&filters, o, i0).map(lanes);
-                    assert_eq!(got, want, "filters ({o}, {i0}..), flipped {}", filters.flipped);
+        #[inline(always)]
+        fn check<V: Vector>() {
+            let n = V::LANES;
+            let (co, ci) = (n + 3, n + 5); // both ways round at least one whole vector
+            let w = values(co * ci * 9, 4);
+            for filters in [Filters::new(&w, ci), Filters::flipped(&w, co)] {
+                for o in 0..filters.co {
+                    for i0 in 0..=filters.ci - n {
+                        let got = V::filter_taps(&filters, o, i0).map(lanes);
+                        let mut want = [[0f32; MAX_LANES]; 9];
+                        filters.taps(o, i0, n, &mut want);
+                        assert_eq!(got, want.map(|t| t[..n].to_vec()), "{n} lanes: filters ({o}, {i0}..), flipped {}", filters.flipped);
+                    }
                 }
             }
-        }
-        for (m, cols) in [(2, 2), (2, 4), (4, 4), (4, 6)] {
-            // exactly as long as the split may read
-            let row = values(split_len(m, cols), 5);
-            let (got, want) = (Ymm::split(m, &row, cols).map(lanes), Portable::split(m, &row, cols).map(lanes));
-            assert_eq!(got[..cols], want[..cols], "tile columns, m {m}, {cols} columns");
-        }
-        // rows of tiles at a plane's edges: every offset from before the
-        // line's start to past its end, every row length the transforms use
-        for w in [1, 7, 16, 18, 40] {
-            let line = values(w, 6);
-            for len in [16, 18, 32, 34] {
-                for x0 in -(len as isize) - 1..=w as isize + 1 {
-                    let (mut got, mut want) = (vec![f32::NAN; len], vec![f32::NAN; len]);
-                    Ymm::padded_row(&line, x0, &mut got);
-                    Portable::padded_row(&line, x0, &mut want);
-                    assert_eq!(got, want, "padded row: line of {w}, {len} from {x0}");
+            for (m, cols) in [(2, 2), (2, 4), (4, 4), (4, 6)] {
+                // exactly as long as the split may read
+                let row = values(split_len(n, m, cols), 5);
+                let got = V::split(m, &row, cols).map(lanes);
+                for (c, lane) in got.iter().enumerate().take(cols) {
+                    let want: Vec<f32> = (0..n).map(|j| row[m * j + c]).collect();
+                    assert_eq!(lane, &want, "{n} lanes: tile column {c}, m {m}");
                 }
             }
+            // rows of tiles at a plane's edges: every offset from before the
+            // line's start to past its end, every row length the transforms use
+            for w in [1, 7, 16, 18, 40, 70] {
+                let line = values(w, 6);
+                for len in [n * 2, n * 2 + 2, n * 4, n * 4 + 2] {
+                    for x0 in -(len as isize) - 1..=w as isize + 1 {
+                        let (mut got, mut want) = (vec![f32::NAN; len], vec![f32::NAN; len]);
+                        V::padded_row(&line, x0, &mut got);
+                        padded_row_scalar(&line, x0, &mut want);
+                        assert_eq!(got, want, "{n} lanes: padded row: line of {w}, {len} from {x0}");
+                    }
+                }
+            }
+            for m in [2, 4] {
+                let v: [[f32; MAX_LANES]; MAX_A] = std::array::from_fn(|q| std::array::from_fn(|j| (100 * q + j) as f32));
+                let mut got = [0f32; 4 * MAX_LANES];
+                V::interleave(m, &v.map(|l| V::load(&l)), &mut got);
+                let want: Vec<f32> = (0..m * n).map(|k| v[k % m][k / m]).collect();
+                assert_eq!(got[..m * n], want[..], "{n} lanes: output rows, m {m}");
+            }
         }
-        for m in [2, 4] {
-            let v: [[f32; LANES]; MAX_A] = std::array::from_fn(|q| std::array::from_fn(|j| (10 * q + j) as f32));
-            let (mut got, mut want) = ([0f32; 4 * LANES], [0f32; 4 * LANES]);
-            Ymm::interleave(m, &v.map(|l| Ymm::load(&l)), &mut got);
-            Portable::interleave(m, &v.map(|l| Portable::load(&l)), &mut want);
-            assert_eq!(got[..m * LANES], want[..m * LANES], "output rows, m {m}");
-            assert_eq!(want[m + 1], 11.0, "tile 1's second value is its row's second");
+        check::<Portable>();
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2() {
+                check::<vector::Ymm>();
+            }
+            #[target_feature(enable = "avx512f,avx2,fma")]
+            fn avx512() {
+                check::<vector::Zmm>();
+            }
+            let has = |f: &str| std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") && (f != "avx512f" || std::arch::is_x86_feature_detected!("avx512f"));
+            if has("avx2") {
+                // SAFETY: the CPU has AVX2 and FMA.
+                unsafe { avx2() };
+            }
+            if has("avx512f") {
+                // SAFETY: the CPU has AVX-512F, AVX2 and FMA.
+                unsafe { avx512() };
+            }
         }
     }
 

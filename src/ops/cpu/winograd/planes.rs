@@ -1,9 +1,10 @@
-//! The transforms a whole plane (or a whole filter row) at a time, `LANES`
-//! tiles side by side: input tiles into `V = B^T d B`, filters into
-//! `U = G g G^T`, products back into output tiles `A^T m A`, and the weight
-//! gradient's `A dy A^T` and `G^T m G`. Each is written once over
-//! [`Vector`] and run as [`Ymm`] where the CPU has AVX2 and FMA, else as
-//! [`Portable`]. A tile's values stay in registers from the row they are
+//! The transforms a whole plane (or a whole filter row) at a time, a
+//! vector's lanes of tiles side by side: input tiles into `V = B^T d B`,
+//! filters into `U = G g G^T`, products back into output tiles `A^T m A`,
+//! and the weight gradient's `A dy A^T` and `G^T m G`. Each is written once
+//! over [`Vector`] and run as [`Zmm`] where the CPU has AVX-512 (and, for
+//! planes, rows of at least sixteen tiles to fill it), else as [`Ymm`] where
+//! it has AVX2 and FMA, else as [`Portable`]. A tile's values stay in registers from the row they are
 //! read from to the element they are written as. Each 2-D transform runs
 //! down the tile's columns first, then along its rows, in the order the
 //! parity tests were fixed with: the other way round rounds differently, and
@@ -11,21 +12,47 @@
 
 use multiversion::multiversion;
 
+use crate::ops::cpu::simd::{self, Level};
+
 use super::tile::Tile;
 #[cfg(target_arch = "x86_64")]
-use super::vector::Ymm;
-use super::vector::{LANES, Portable, Vector, split_len};
+use super::vector::{Ymm, Zmm};
+use super::vector::{LANES, MAX_LANES, Portable, Vector, split_len};
 use super::{Filters, MAX_A};
 
-/// `pub fn $name::<T>(args)`: `$body::<T, Ymm>(args)` where the CPU has
-/// AVX2 and FMA, else `$body::<T, Portable>(args)`.
+/// Whether the transforms may run as [`Zmm`]: the CPU has AVX-512 (not
+/// capped by `CYCLEGAN_SIMD`).
+fn wide() -> bool {
+    cfg!(target_arch = "x86_64") && simd::level() >= Level::Avx512
+}
+
+/// Filters [`filters_from_products`] takes at a time: a whole vector.
+pub fn filter_group() -> usize {
+    if wide() { MAX_LANES } else { LANES }
+}
+
+/// `pub fn $name::<T>(args)`: `$body::<T, Zmm>(args)` where the CPU has
+/// AVX-512 and `$fill` (sixteen lanes' worth of work) holds, else
+/// `$body::<T, W>(args)` where it has AVX2 and FMA, else
+/// `$body::<T, Portable>(args)`.
 macro_rules! dispatch {
-    ($(#[$attr:meta])* $name:ident => $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+    ($(#[$attr:meta])* $name:ident => $body:ident($($arg:ident: $ty:ty),* $(,)?) wide if $fill:expr) => {
         $(#[$attr])*
         #[allow(clippy::too_many_arguments)]
         pub fn $name<T: Tile>($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
-            if crate::ops::cpu::simd::avx2() {
+            if wide() && $fill {
+                #[allow(clippy::too_many_arguments)]
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn with_avx512<T: Tile>($($arg: $ty),*) {
+                    $body::<T, Zmm>($($arg),*)
+                }
+                // SAFETY: the CPU has AVX-512F, and with it AVX2 and FMA: all
+                // that `Zmm` (and the `Ymm` it uses) needs.
+                return unsafe { with_avx512::<T>($($arg),*) };
+            }
+            #[cfg(target_arch = "x86_64")]
+            if simd::avx2() {
                 #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn with_avx2<T: Tile>($($arg: $ty),*) {
@@ -48,31 +75,36 @@ dispatch! {
     /// Transform every input tile of one channel plane (`h x w`, zero
     /// padding `pad`; `th x tw` tiles) into `vi[xi * t_all + t0 + t]`.
     input_transform_plane => input(plane: &[f32], h: usize, w: usize, pad: usize, th: usize, tw: usize, vi: &mut [f32], t_all: usize, t0: usize)
+        wide if tw >= MAX_LANES
 }
 
 dispatch! {
     /// `A^T m A + add` for every tile of one output plane (`oh x ow`), tile
     /// `t`'s element `xi` read from `m[xi * xi_stride + base + t]`.
     output_transform_plane => output(m: &[f32], xi_stride: usize, base: usize, th: usize, tw: usize, oh: usize, ow: usize, add: f32, out: &mut [f32])
+        wide if tw >= MAX_LANES
 }
 
 dispatch! {
     /// `A dy A^T` for every `M x M` tile of one output-gradient plane (zero
     /// beyond its edges) into `yo[xi * t_all + t0 + t]`.
     grad_transform_plane => grad(plane: &[f32], h: usize, w: usize, th: usize, tw: usize, yo: &mut [f32], t_all: usize, t0: usize)
+        wide if tw >= MAX_LANES
 }
 
 dispatch! {
     /// `U = G g G^T` of the filters `(o, i)` of `w` for every input channel
     /// `i` into `uo[xi * ci + i]`.
     filters_transform => filters(w: Filters<'_>, o: usize, uo: &mut [f32])
+        wide if w.ci() >= MAX_LANES
 }
 
 dispatch! {
-    /// `G^T M G` of the `out.len() / 9` (at most `LANES`) filters `oi0..` from
-    /// the weight gradient's products `m[xi * plane + oi]` into `out`
-    /// (`[oi][3][3]`).
+    /// `G^T M G` of the `out.len() / 9` (at most [`filter_group`]) filters
+    /// `oi0..` from the weight gradient's products `m[xi * plane + oi]` into
+    /// `out` (`[oi][3][3]`).
     filters_from_products => from_products(m: &[f32], plane: usize, oi0: usize, out: &mut [f32])
+        wide if true
 }
 
 /// One of [`Tile`]'s 1-D transforms, named by a type so that the loops
@@ -160,15 +192,15 @@ fn grad<T: Tile, V: Vector>(plane: &[f32], h: usize, w: usize, th: usize, tw: us
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn tiles<T: Tile, V: Vector, K: Transform>(plane: &[f32], h: usize, w: usize, pad: usize, side: usize, th: usize, tw: usize, dst: &mut [f32], t_all: usize, t0: usize) {
-    // A row of the plane, long enough for LANES tiles.
-    let span = split_len(T::M, side);
+    // A row of the plane, long enough for a vector's tiles.
+    let span = split_len(V::LANES, T::M, side);
     // (for tiles at the plane's edges, with zeros outside it)
-    let mut row = [0f32; split_len(4, 6)];
+    let mut row = [0f32; split_len(MAX_LANES, 4, 6)];
     for ty in 0..th {
         let y0 = (ty * T::M) as isize - pad as isize;
         let mut tx = 0;
         while tx < tw {
-            let lanes = LANES.min(tw - tx);
+            let lanes = V::LANES.min(tw - tx);
             let x0 = (tx * T::M) as isize - pad as isize;
             // d[r]: row r of the tiles (zero outside the plane)
             let mut d = [[V::zero(); MAX_A]; MAX_A];
@@ -203,11 +235,11 @@ fn tiles<T: Tile, V: Vector, K: Transform>(plane: &[f32], h: usize, w: usize, pa
 fn output<T: Tile, V: Vector>(m: &[f32], xi_stride: usize, base: usize, th: usize, tw: usize, oh: usize, ow: usize, add: f32, out: &mut [f32]) {
     let bias = V::splat(add);
     // the right edge's partial row of tiles
-    let mut line = [0f32; 4 * LANES];
+    let mut line = [0f32; 4 * MAX_LANES];
     for ty in 0..th {
         let mut tx = 0;
         while tx < tw {
-            let lanes = LANES.min(tw - tx);
+            let lanes = V::LANES.min(tw - tx);
             let t = base + ty * tw + tx;
             let mut e = [[V::zero(); MAX_A]; MAX_A];
             for (r, er) in e.iter_mut().enumerate().take(T::A) {
@@ -229,7 +261,7 @@ fn output<T: Tile, V: Vector>(m: &[f32], xi_stride: usize, base: usize, th: usiz
                     *v = *opq + bias;
                 }
                 let dst = &mut out[oy * ow + ox..];
-                if count == T::M * LANES {
+                if count == T::M * V::LANES {
                     V::interleave(T::M, &vals, dst);
                 } else {
                     V::interleave(T::M, &vals, &mut line);
@@ -246,11 +278,11 @@ fn filters<T: Tile, V: Vector>(w: Filters<'_>, o: usize, uo: &mut [f32]) {
     let ci = w.ci();
     let mut i0 = 0;
     while i0 < ci {
-        let lanes = LANES.min(ci - i0);
-        let g = if lanes == LANES {
+        let lanes = V::LANES.min(ci - i0);
+        let g = if lanes == V::LANES {
             V::filter_taps(&w, o, i0)
         } else {
-            let mut taps = [[0f32; LANES]; 9];
+            let mut taps = [[0f32; MAX_LANES]; 9];
             w.taps(o, i0, lanes, &mut taps);
             let mut g = [V::zero(); 9];
             for (v, t) in g.iter_mut().zip(&taps) {
@@ -274,6 +306,7 @@ fn filters<T: Tile, V: Vector>(w: Filters<'_>, o: usize, uo: &mut [f32]) {
 #[inline(always)]
 fn from_products<T: Tile, V: Vector>(m: &[f32], plane: usize, oi0: usize, out: &mut [f32]) {
     let count = out.len() / 9;
+    assert!(count <= V::LANES, "more filters than lanes");
     let mut e = [[V::zero(); MAX_A]; MAX_A];
     for (r, er) in e.iter_mut().enumerate().take(T::A) {
         for (c, v) in er.iter_mut().enumerate().take(T::A) {
@@ -287,7 +320,7 @@ fn from_products<T: Tile, V: Vector>(m: &[f32], plane: usize, oi0: usize, out: &
             t[k][c] = v;
         }
     }
-    let mut taps = [[0f32; LANES]; 9];
+    let mut taps = [[0f32; MAX_LANES]; 9];
     for (k, tk) in t.iter().enumerate() {
         for (q, v) in T::grad_filter(tk).into_iter().enumerate() {
             v.store(&mut taps[k * 3 + q]);
@@ -307,36 +340,33 @@ mod tests {
     use crate::ops::cpu::winograd::{F2, F4};
 
     /// Every transform as `Portable` (what CPUs without AVX2 run, never
-    /// dispatched to here) against `Ymm`: the same operations in the same
-    /// order, so the same bits, over planes with partial tiles, partial
-    /// groups of lanes and every padding.
+    /// dispatched to here) against `Ymm` and `Zmm` (where the CPU has them):
+    /// the same operations in the same order, so the same bits, over planes
+    /// with partial tiles, partial groups of lanes and every padding.
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn portable_and_avx2_transforms_agree() {
-        if !crate::ops::cpu::simd::avx2() {
-            return;
-        }
-        #[target_feature(enable = "avx2,fma")]
-        fn check<T: Tile>() {
+    fn portable_and_vector_transforms_agree() {
+        #[inline(always)]
+        fn check<T: Tile, W: Vector>() {
             let n = T::A * T::A;
-            for (h, w, pad) in [(9, 7, 0), (6, 8, 1), (21, 37, 2), (18, 18, 0)] {
+            for (h, w, pad) in [(9, 7, 0), (6, 8, 1), (21, 37, 2), (18, 18, 0), (10, 70, 1)] {
                 let plane = values(h * w, 7);
                 let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
                 let (th, tw) = (oh.div_ceil(T::M), ow.div_ceil(T::M));
                 let t_all = th * tw + 3; // (another image's tiles after these)
                 let (mut a, mut b) = (vec![0f32; n * t_all], vec![0f32; n * t_all]);
-                input::<T, Ymm>(&plane, h, w, pad, th, tw, &mut a, t_all, 1);
+                input::<T, W>(&plane, h, w, pad, th, tw, &mut a, t_all, 1);
                 input::<T, Portable>(&plane, h, w, pad, th, tw, &mut b, t_all, 1);
                 assert_eq!(a, b, "input transform {h}x{w} pad {pad}");
                 let m = values(n * t_all, 8);
                 let (mut a, mut b) = (vec![0f32; oh * ow], vec![0f32; oh * ow]);
-                output::<T, Ymm>(&m, t_all, 2, th, tw, oh, ow, 0.5, &mut a);
+                output::<T, W>(&m, t_all, 2, th, tw, oh, ow, 0.5, &mut a);
                 output::<T, Portable>(&m, t_all, 2, th, tw, oh, ow, 0.5, &mut b);
                 assert_eq!(a, b, "output transform {oh}x{ow}");
                 let (th, tw) = (h.div_ceil(T::M), w.div_ceil(T::M));
                 let t_all = th * tw;
                 let (mut a, mut b) = (vec![0f32; n * t_all], vec![0f32; n * t_all]);
-                grad::<T, Ymm>(&plane, h, w, th, tw, &mut a, t_all, 0);
+                grad::<T, W>(&plane, h, w, th, tw, &mut a, t_all, 0);
                 grad::<T, Portable>(&plane, h, w, th, tw, &mut b, t_all, 0);
                 assert_eq!(a, b, "gradient transform {h}x{w}");
             }
@@ -345,25 +375,44 @@ mod tests {
                 for f in [Filters::new(&weights, ci), Filters::flipped(&weights, co)] {
                     for o in 0..f.w.len() / (9 * f.ci) {
                         let (mut a, mut b) = (vec![0f32; n * f.ci], vec![0f32; n * f.ci]);
-                        filters::<T, Ymm>(f, o, &mut a);
+                        filters::<T, W>(f, o, &mut a);
                         filters::<T, Portable>(f, o, &mut b);
                         assert_eq!(a, b, "filter transform ({co}, {ci}) filter {o}");
                     }
                 }
                 let plane = co * ci;
                 let m = values(n * plane, 10);
-                for (oi0, count) in [(0, LANES), (plane - 3, 3)] {
+                for (oi0, count) in [(0, W::LANES), (1, LANES), (plane - 3, 3)] {
                     let (mut a, mut b) = (vec![0f32; 9 * count], vec![0f32; 9 * count]);
-                    from_products::<T, Ymm>(&m, plane, oi0, &mut a);
-                    from_products::<T, Portable>(&m, plane, oi0, &mut b);
+                    from_products::<T, W>(&m, plane, oi0, &mut a);
+                    for (k, group) in b.chunks_mut(9 * LANES).enumerate() {
+                        from_products::<T, Portable>(&m, plane, oi0 + k * LANES, group);
+                    }
                     assert_eq!(a, b, "filters from products ({co}, {ci}) from {oi0}");
                 }
             }
         }
-        // SAFETY: the CPU has AVX2 and FMA.
-        unsafe {
-            check::<F2>();
-            check::<F4>();
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2<T: Tile>() {
+            check::<T, Ymm>();
+        }
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        fn avx512<T: Tile>() {
+            check::<T, Zmm>();
+        }
+        if simd::avx2() {
+            // SAFETY: the CPU has AVX2 and FMA.
+            unsafe {
+                avx2::<F2>();
+                avx2::<F4>();
+            }
+        }
+        if std::arch::is_x86_feature_detected!("avx512f") && simd::avx2() {
+            // SAFETY: the CPU has AVX-512F, AVX2 and FMA.
+            unsafe {
+                avx512::<F2>();
+                avx512::<F4>();
+            }
         }
     }
 }

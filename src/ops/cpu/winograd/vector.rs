@@ -1,26 +1,33 @@
-//! The vectors Winograd's transforms compute with: `LANES` tiles (or
-//! filters) side by side, one value of each per lane. [`Portable`] is an
-//! array that any CPU runs; [`Ymm`] is one AVX register, with the shuffles
-//! that take rows of tiles and filters' taps apart into lanes and put output
-//! tiles back together into rows. The transforms are written once over
-//! [`Vector`] (`super::planes`) and compiled for each.
+//! The vectors Winograd's transforms compute with: [`Vector::LANES`] tiles
+//! (or filters) side by side, one value of each per lane. [`Portable`] is an
+//! array that any CPU runs; [`Ymm`] is one AVX register and [`Zmm`] one
+//! AVX-512 register, each with the shuffles that take rows of tiles and
+//! filters' taps apart into lanes and put output tiles back together into
+//! rows. The transforms are written once over [`Vector`] (`super::planes`)
+//! and compiled for each; the lanes never mix, so all three give the same
+//! bits.
 
 use std::ops::{Add, Mul, Neg, Sub};
 
 use super::{Filters, MAX_A};
 
-/// Tiles transformed together (one AVX register of f32).
+/// Lanes of [`Portable`] and [`Ymm`] (one AVX register of f32).
 pub const LANES: usize = 8;
+/// The most lanes of any [`Vector`] (one AVX-512 register of f32).
+pub const MAX_LANES: usize = 16;
 
-/// Values of a row that [`Vector::split`] reads for `LANES` tiles of side
-/// `m` and their first `cols` columns: the tiles' `m * LANES`, and the next
+/// Values of a row that [`Vector::split`] reads for `lanes` tiles of side
+/// `m` and their first `cols` columns: the tiles' `m * lanes`, and the next
 /// tile's columns past `m`.
-pub const fn split_len(m: usize, cols: usize) -> usize {
-    m * LANES + cols.saturating_sub(m)
+pub const fn split_len(lanes: usize, m: usize, cols: usize) -> usize {
+    m * lanes + cols.saturating_sub(m)
 }
 
 /// `LANES` values, one per tile or filter, and what the transforms need of them.
 pub trait Vector: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<f32, Output = Self> + Neg<Output = Self> {
+    /// Values side by side (at most [`MAX_LANES`]).
+    const LANES: usize;
+
     fn zero() -> Self;
     fn splat(v: f32) -> Self;
     /// The first `LANES` values of `src`.
@@ -31,10 +38,10 @@ pub trait Vector: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<f32, Outp
     /// The first `n` values of `src` (at most `LANES`), zero in the other lanes.
     #[inline(always)]
     fn load_partial(src: &[f32], n: usize) -> Self {
-        if n == LANES {
+        if n == Self::LANES {
             return Self::load(src);
         }
-        let mut lanes = [0f32; LANES];
+        let mut lanes = [0f32; MAX_LANES];
         lanes[..n].copy_from_slice(&src[..n]);
         Self::load(&lanes)
     }
@@ -42,10 +49,10 @@ pub trait Vector: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<f32, Outp
     /// The first `n` lanes (at most `LANES`) into `dst`.
     #[inline(always)]
     fn store_partial(self, dst: &mut [f32], n: usize) {
-        if n == LANES {
+        if n == Self::LANES {
             return self.store(dst);
         }
-        let mut lanes = [0f32; LANES];
+        let mut lanes = [0f32; MAX_LANES];
         self.store(&mut lanes);
         dst[..n].copy_from_slice(&lanes[..n]);
     }
@@ -131,6 +138,8 @@ impl Neg for Portable {
 }
 
 impl Vector for Portable {
+    const LANES: usize = LANES;
+
     #[inline(always)]
     fn zero() -> Self {
         Self([0.0; LANES])
@@ -181,6 +190,8 @@ impl Vector for Portable {
 
 #[cfg(target_arch = "x86_64")]
 pub use avx2::Ymm;
+#[cfg(target_arch = "x86_64")]
+pub use avx512::Zmm;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
@@ -194,6 +205,14 @@ mod avx2 {
     /// what makes the intrinsics below sound.
     #[derive(Clone, Copy)]
     pub struct Ymm(__m256);
+
+    impl Ymm {
+        /// The register (for [`super::Zmm`], which joins two).
+        #[inline(always)]
+        pub(super) fn raw(self) -> __m256 {
+            self.0
+        }
+    }
 
     impl Add for Ymm {
         type Output = Self;
@@ -228,6 +247,8 @@ mod avx2 {
     }
 
     impl Vector for Ymm {
+        const LANES: usize = LANES;
+
         #[inline(always)]
         fn zero() -> Self {
             Self(unsafe { _mm256_setzero_ps() })
@@ -277,7 +298,7 @@ mod avx2 {
         /// thirds of a small training step's input transform).
         #[inline(always)]
         fn split(m: usize, row: &[f32], cols: usize) -> [Self; MAX_A] {
-            assert!((m == 2 || m == 4) && cols <= m + 2 && row.len() >= split_len(m, cols), "row too short to split");
+            assert!((m == 2 || m == 4) && cols <= m + 2 && row.len() >= split_len(LANES, m, cols), "row too short to split");
             // SAFETY: the assert keeps every load inside `row`.
             let load = |at: usize| unsafe { _mm256_loadu_ps(row.as_ptr().add(at)) };
             let mut c = [Self::zero(); MAX_A];
@@ -447,5 +468,218 @@ mod avx2 {
                 _mm256_permute2f128_ps::<0x31>(u3, u7),
             ]
         }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Filters, MAX_A, MAX_LANES, Vector, Ymm, split_len};
+    use std::arch::x86_64::*;
+    use std::ops::{Add, Mul, Neg, Sub};
+
+    /// One AVX-512 register of sixteen f32. Made only by the transforms'
+    /// AVX-512 entry points (`super::super::planes`) and by tests, all of
+    /// which run once `simd::level()` has said the CPU has AVX-512F, and
+    /// enable AVX2 and FMA beside it (every AVX-512 CPU has them): that is
+    /// what makes the intrinsics below, and [`Ymm`]'s, sound.
+    #[derive(Clone, Copy)]
+    pub struct Zmm(__m512);
+
+    const LANES: usize = MAX_LANES;
+
+    impl Add for Zmm {
+        type Output = Self;
+        #[inline(always)]
+        fn add(self, o: Self) -> Self {
+            Self(unsafe { _mm512_add_ps(self.0, o.0) })
+        }
+    }
+
+    impl Sub for Zmm {
+        type Output = Self;
+        #[inline(always)]
+        fn sub(self, o: Self) -> Self {
+            Self(unsafe { _mm512_sub_ps(self.0, o.0) })
+        }
+    }
+
+    impl Mul<f32> for Zmm {
+        type Output = Self;
+        #[inline(always)]
+        fn mul(self, k: f32) -> Self {
+            Self(unsafe { _mm512_mul_ps(self.0, _mm512_set1_ps(k)) })
+        }
+    }
+
+    impl Neg for Zmm {
+        type Output = Self;
+        #[inline(always)]
+        fn neg(self) -> Self {
+            // the sign bit flipped (as integers: AVX-512F has no float xor)
+            Self(unsafe { _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(self.0), _mm512_set1_epi32(i32::MIN))) })
+        }
+    }
+
+    /// A mask of the first `n` lanes.
+    #[inline(always)]
+    fn first(n: usize) -> __mmask16 {
+        ((1u32 << n) - 1) as __mmask16
+    }
+
+    /// Sixteen lane indices.
+    #[inline(always)]
+    fn indices(i: [i32; 16]) -> __m512i {
+        unsafe { _mm512_loadu_si512(i.as_ptr() as *const _) }
+    }
+
+    impl Vector for Zmm {
+        const LANES: usize = LANES;
+
+        #[inline(always)]
+        fn zero() -> Self {
+            Self(unsafe { _mm512_setzero_ps() })
+        }
+
+        #[inline(always)]
+        fn splat(v: f32) -> Self {
+            Self(unsafe { _mm512_set1_ps(v) })
+        }
+
+        #[inline(always)]
+        fn load(src: &[f32]) -> Self {
+            assert!(src.len() >= LANES, "a vector past the end");
+            Self(unsafe { _mm512_loadu_ps(src.as_ptr()) })
+        }
+
+        #[inline(always)]
+        fn store(self, dst: &mut [f32]) {
+            assert!(dst.len() >= LANES, "a vector past the end");
+            unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), self.0) }
+        }
+
+        #[inline(always)]
+        fn load_partial(src: &[f32], n: usize) -> Self {
+            assert!(n <= LANES && src.len() >= n, "a vector past the end");
+            // SAFETY: only the first `n` lanes, inside `src`, are read.
+            Self(unsafe { _mm512_maskz_loadu_ps(first(n), src.as_ptr()) })
+        }
+
+        #[inline(always)]
+        fn store_partial(self, dst: &mut [f32], n: usize) {
+            assert!(n <= LANES && dst.len() >= n, "a vector past the end");
+            // SAFETY: only the first `n` lanes, inside `dst`, are written.
+            unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), first(n), self.0) }
+        }
+
+        /// Whole-vector loads taken apart by two-register permutes; the
+        /// columns past `m` are the first two shifted by one lane (see
+        /// [`Ymm`]'s `split` for why not loads at an offset).
+        #[inline(always)]
+        fn split(m: usize, row: &[f32], cols: usize) -> [Self; MAX_A] {
+            assert!((m == 2 || m == 4) && cols <= m + 2 && row.len() >= split_len(LANES, m, cols), "row too short to split");
+            // SAFETY: the assert keeps every load inside `row`.
+            let load = |at: usize| unsafe { _mm512_loadu_ps(row.as_ptr().add(at)) };
+            let mut c = [Self::zero(); MAX_A];
+            unsafe {
+                if m == 2 {
+                    // values 2j + c of the first 32
+                    let (a, b) = (load(0), load(16));
+                    for (k, ck) in c.iter_mut().enumerate().take(2) {
+                        let idx = indices(std::array::from_fn(|j| (2 * j + k) as i32));
+                        *ck = Self(_mm512_permutex2var_ps(a, idx, b));
+                    }
+                } else {
+                    // values 4j + c of the first 64: tiles 0-7 from the first
+                    // 32, tiles 8-15 from the next 32 (the same indices)
+                    let q: [__m512; 4] = std::array::from_fn(|k| load(16 * k));
+                    for (k, ck) in c.iter_mut().enumerate().take(4) {
+                        let idx = indices(std::array::from_fn(|j| ((4 * j + k) % 32) as i32));
+                        let lo = _mm512_permutex2var_ps(q[0], idx, q[1]);
+                        let hi = _mm512_permutex2var_ps(q[2], idx, q[3]);
+                        *ck = Self(_mm512_mask_blend_ps(0xFF00, lo, hi));
+                    }
+                }
+                // columns m and m + 1: the next tile's first two
+                let shift_in = |v: __m512, last: f32| {
+                    let (v, last) = (_mm512_castps_si512(v), _mm512_castps_si512(_mm512_set1_ps(last)));
+                    Self(_mm512_castsi512_ps(_mm512_alignr_epi32::<1>(last, v)))
+                };
+                if cols > m {
+                    c[m] = shift_in(c[0].0, row[LANES * m]);
+                }
+                if cols > m + 1 {
+                    c[m + 1] = shift_in(c[1].0, row[LANES * m + 1]);
+                }
+            }
+            c
+        }
+
+        /// Sixteen values at a time by masked loads (lanes outside `line`
+        /// masked off), written by whole-vector stores that [`Vector::split`]'s
+        /// loads line up with.
+        #[inline(always)]
+        fn padded_row(line: &[f32], x0: isize, row: &mut [f32]) {
+            if line.len() > isize::MAX as usize / 2 || x0.unsigned_abs() + row.len() > isize::MAX as usize / 2 {
+                return super::padded_row_scalar(line, x0, row); // (offsets past isize)
+            }
+            // row[k] reads line[x0 + k]: inside for k in lo..hi
+            let lo = (-x0).clamp(0, row.len() as isize) as usize;
+            let hi = (line.len() as isize - x0).clamp(lo as isize, row.len() as isize) as usize;
+            let mut k = 0;
+            while k < row.len() {
+                let n = (row.len() - k).min(LANES);
+                // lanes j with lo <= k + j < hi
+                let (a, b) = (lo.saturating_sub(k).min(LANES), hi.saturating_sub(k).min(LANES));
+                let inside = (first(b) & !first(a)) as __mmask16;
+                // SAFETY: only lanes inside `line` are read (a masked-off lane
+                // is never accessed; the address outside is only formed) and
+                // only the first `n` lanes, inside `row`, written.
+                unsafe {
+                    let v = _mm512_maskz_loadu_ps(inside, line.as_ptr().wrapping_offset(x0 + k as isize));
+                    _mm512_mask_storeu_ps(row.as_mut_ptr().add(k), first(n), v);
+                }
+                k += n;
+            }
+        }
+
+        /// Two groups of eight filters by [`Ymm`]'s transpose.
+        #[inline(always)]
+        fn filter_taps(f: &Filters, o: usize, i0: usize) -> [Self; 9] {
+            let (lo, hi) = (Ymm::filter_taps(f, o, i0), Ymm::filter_taps(f, o, i0 + LANES / 2));
+            std::array::from_fn(|t| Self(join(lo[t].raw(), hi[t].raw())))
+        }
+
+        #[inline(always)]
+        fn interleave(m: usize, v: &[Self; MAX_A], out: &mut [f32]) {
+            assert!((m == 2 || m == 4) && out.len() >= m * LANES, "row too short to interleave");
+            // SAFETY: the assert keeps every store inside `out`.
+            unsafe {
+                let at = out.as_mut_ptr();
+                let put = |k: usize, x: __m512| _mm512_storeu_ps(at.add(LANES * k), x);
+                // a0 b0 a1 b1 ... of tiles 0-7, then of tiles 8-15
+                let pairs_lo = indices(std::array::from_fn(|l| (l / 2 + 16 * (l % 2)) as i32));
+                let pairs_hi = indices(std::array::from_fn(|l| (8 + l / 2 + 16 * (l % 2)) as i32));
+                let (p_lo, p_hi) = (_mm512_permutex2var_ps(v[0].0, pairs_lo, v[1].0), _mm512_permutex2var_ps(v[0].0, pairs_hi, v[1].0));
+                if m == 2 {
+                    put(0, p_lo);
+                    put(1, p_hi);
+                } else {
+                    let (q_lo, q_hi) = (_mm512_permutex2var_ps(v[2].0, pairs_lo, v[3].0), _mm512_permutex2var_ps(v[2].0, pairs_hi, v[3].0));
+                    // two values of a pair, then two of the other: tiles 0-3, then 4-7
+                    let quads = |h: usize| indices(std::array::from_fn(|l| (8 * h + 2 * (l / 4) + l % 2 + 16 * ((l / 2) % 2)) as i32));
+                    let (first_half, second_half) = (quads(0), quads(1));
+                    put(0, _mm512_permutex2var_ps(p_lo, first_half, q_lo));
+                    put(1, _mm512_permutex2var_ps(p_lo, second_half, q_lo));
+                    put(2, _mm512_permutex2var_ps(p_hi, first_half, q_hi));
+                    put(3, _mm512_permutex2var_ps(p_hi, second_half, q_hi));
+                }
+            }
+        }
+    }
+
+    /// `lo` in lanes 0-7, `hi` in lanes 8-15.
+    #[inline(always)]
+    fn join(lo: __m256, hi: __m256) -> __m512 {
+        unsafe { _mm512_castpd_ps(_mm512_insertf64x4::<1>(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi))) }
     }
 }

@@ -3,8 +3,9 @@
 //! one binary can be run and tested against the reference on one AVX-512
 //! machine (issue 16). The switch reaches every matrix product of the
 //! convolutions (faer's AVX-512 or AVX2 micro-kernels, [`super::gemm`]) and
-//! the bf16 products ([`super::bf16`], AVX-512 only); our other hot loops
-//! are AVX2 code on both. burn's own element-wise ops pick their kernels
+//! the bf16 products ([`super::bf16`], AVX-512 only), the Winograd
+//! transforms (sixteen lanes on AVX-512, eight on AVX2) and the 7x7 direct
+//! convolution's chunks; our other hot loops are AVX2 code on both. burn's own element-wise ops pick their kernels
 //! themselves and are not switched.
 
 use std::sync::OnceLock;

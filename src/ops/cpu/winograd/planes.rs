@@ -4,8 +4,9 @@
 //! and the weight gradient's `A dy A^T` and `G^T m G`. Each is written once
 //! over [`Vector`] and run as [`Zmm`] where the CPU has AVX-512 (and, for
 //! planes, rows of at least sixteen tiles to fill it), else as [`Ymm`] where
-//! it has AVX2 and FMA, else as [`Portable`]. A tile's values stay in registers from the row they are
-//! read from to the element they are written as. Each 2-D transform runs
+//! it has AVX2 and FMA, else as [`Portable`]. A tile's values stay in
+//! registers from the row they are read from to the element they are
+//! written as. Each 2-D transform runs
 //! down the tile's columns first, then along its rows, in the order the
 //! parity tests were fixed with: the other way round rounds differently, and
 //! a CycleGAN's first steps (vanilla GAN) amplified that to 3e-4 of a loss.
@@ -33,8 +34,10 @@ pub fn filter_group() -> usize {
 
 /// `pub fn $name::<T>(args)`: `$body::<T, Zmm>(args)` where the CPU has
 /// AVX-512 and `$fill` (sixteen lanes' worth of work) holds, else
-/// `$body::<T, W>(args)` where it has AVX2 and FMA, else
-/// `$body::<T, Portable>(args)`.
+/// `$body::<T, Ymm>(args)` where it has AVX2 and FMA, else
+/// `$body::<T, Portable>(args)`. A plane narrower than sixteen tiles stays
+/// `Ymm`: half-empty AVX-512 registers cost more than they gain
+/// (train64-small's 16 x 16 planes are eight tiles wide).
 macro_rules! dispatch {
     ($(#[$attr:meta])* $name:ident => $body:ident($($arg:ident: $ty:ty),* $(,)?) wide if $fill:expr) => {
         $(#[$attr])*

@@ -435,8 +435,8 @@ mod tests {
         check::<F4>(&[[0.25, 0.0, 0.0], [-s, -s, -s], [-s, s, -s], [1.0 / 24.0, 1.0 / 12.0, s], [1.0 / 24.0, -1.0 / 12.0, s], [0.0, 0.0, 1.0]]);
     }
 
-    /// Each vector's shuffles (filter taps, tile columns, zero-padded edge
-    /// rows, output rows put back together) against what they are defined
+    /// Each vector's shuffles (filter taps in and out, tile columns,
+    /// zero-padded edge rows, output rows put back together) against what they are defined
     /// to give, value by value: `Portable` everywhere, `Ymm` where the CPU
     /// has AVX2, `Zmm` where it has AVX-512.
     #[test]
@@ -483,6 +483,13 @@ mod tests {
                         assert_eq!(got, want, "{n} lanes: padded row: line of {w}, {len} from {x0}");
                     }
                 }
+            }
+            let taps: [[f32; MAX_LANES]; 9] = std::array::from_fn(|t| std::array::from_fn(|j| (100 * t + j) as f32));
+            for count in [n, n - 1, 1] {
+                let mut got = vec![f32::NAN; 9 * count];
+                V::unzip_filters(&taps.map(|l| V::load(&l)), &mut got);
+                let want: Vec<f32> = (0..9 * count).map(|k| taps[k % 9][k / 9]).collect();
+                assert_eq!(got, want, "{n} lanes: {count} filters unzipped");
             }
             for m in [2, 4] {
                 let v: [[f32; MAX_LANES]; MAX_A] = std::array::from_fn(|q| std::array::from_fn(|j| (100 * q + j) as f32));

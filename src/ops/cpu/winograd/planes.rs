@@ -323,17 +323,13 @@ fn from_products<T: Tile, V: Vector>(m: &[f32], plane: usize, oi0: usize, out: &
             t[k][c] = v;
         }
     }
-    let mut taps = [[0f32; MAX_LANES]; 9];
+    let mut taps = [V::zero(); 9];
     for (k, tk) in t.iter().enumerate() {
         for (q, v) in T::grad_filter(tk).into_iter().enumerate() {
-            v.store(&mut taps[k * 3 + q]);
+            taps[k * 3 + q] = v;
         }
     }
-    for (j, filter) in out.chunks_exact_mut(9).enumerate() {
-        for (t, v) in filter.iter_mut().enumerate() {
-            *v = taps[t][j];
-        }
-    }
+    V::unzip_filters(&taps, out);
 }
 
 #[cfg(test)]

@@ -75,6 +75,28 @@ pub trait Vector: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<f32, Outp
     /// `out[m * j + q] = v[q][j]` for `q < m` (2 or 4): the values of
     /// `LANES` output tiles' rows, back side by side in one row.
     fn interleave(m: usize, v: &[Self; MAX_A], out: &mut [f32]);
+
+    /// `out[9 * j + t] = taps[t][j]` for the first `out.len() / 9` lanes
+    /// `j` (at most `LANES`): filters' taps from lanes back to
+    /// `[filter][3][3]`, the inverse of [`Vector::filter_taps`].
+    #[inline(always)]
+    fn unzip_filters(taps: &[Self; 9], out: &mut [f32]) {
+        unzip_filters_scalar(taps, out);
+    }
+}
+
+/// [`Vector::unzip_filters`] through an array, one value at a time.
+#[inline(always)]
+pub fn unzip_filters_scalar<V: Vector>(taps: &[V; 9], out: &mut [f32]) {
+    let mut lanes = [[0f32; MAX_LANES]; 9];
+    for (l, v) in lanes.iter_mut().zip(taps) {
+        v.store(l);
+    }
+    for (j, filter) in out.chunks_exact_mut(9).enumerate() {
+        for (t, v) in filter.iter_mut().enumerate() {
+            *v = lanes[t][j];
+        }
+    }
 }
 
 /// [`Vector::padded_row`] one value at a time.
@@ -211,6 +233,12 @@ mod avx2 {
         #[inline(always)]
         pub(super) fn raw(self) -> __m256 {
             self.0
+        }
+
+        /// A register as a vector (for [`super::Zmm`], which splits in two).
+        #[inline(always)]
+        pub(super) fn from_raw(v: __m256) -> Self {
+            Self(v)
         }
     }
 
@@ -397,6 +425,30 @@ mod avx2 {
                 }
             }
             g
+        }
+
+        /// Eight filters' first eight taps by an 8 x 8 transpose, a row
+        /// of eight per filter (the compiler's version of the scalar loop
+        /// gathered each filter's taps: most of the weight gradient's
+        /// `G^T M G`); the ninth tap one value at a time.
+        #[inline(always)]
+        fn unzip_filters(taps: &[Self; 9], out: &mut [f32]) {
+            if out.len() != 9 * LANES {
+                return super::unzip_filters_scalar(taps, out);
+            }
+            // SAFETY: `out` holds 9 * LANES values; row j's eight stores
+            // end at 9 * j + 8 <= 9 * LANES - 1.
+            unsafe {
+                let rows = transpose(std::array::from_fn(|t| taps[t].0));
+                for (j, r) in rows.into_iter().enumerate() {
+                    _mm256_storeu_ps(out.as_mut_ptr().add(9 * j), r);
+                }
+                let mut last = [0f32; LANES];
+                _mm256_storeu_ps(last.as_mut_ptr(), taps[8].0);
+                for (j, v) in last.into_iter().enumerate() {
+                    out[9 * j + 8] = v;
+                }
+            }
         }
 
         #[inline(always)]
@@ -647,6 +699,19 @@ mod avx512 {
         fn filter_taps(f: &Filters, o: usize, i0: usize) -> [Self; 9] {
             let (lo, hi) = (Ymm::filter_taps(f, o, i0), Ymm::filter_taps(f, o, i0 + LANES / 2));
             std::array::from_fn(|t| Self(join(lo[t].raw(), hi[t].raw())))
+        }
+
+        /// Each half of the lanes as [`Ymm`] does it.
+        #[inline(always)]
+        fn unzip_filters(taps: &[Self; 9], out: &mut [f32]) {
+            if out.len() != 9 * LANES {
+                return super::unzip_filters_scalar(taps, out);
+            }
+            let (lo, hi) = out.split_at_mut(9 * LANES / 2);
+            // SAFETY: AVX-512F (see `Zmm`).
+            let halves = taps.map(|t| unsafe { (_mm512_castps512_ps256(t.0), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(t.0)))) });
+            Ymm::unzip_filters(&halves.map(|h| Ymm::from_raw(h.0)), lo);
+            Ymm::unzip_filters(&halves.map(|h| Ymm::from_raw(h.1)), hi);
         }
 
         #[inline(always)]

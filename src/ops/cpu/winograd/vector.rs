@@ -708,10 +708,18 @@ mod avx512 {
                 return super::unzip_filters_scalar(taps, out);
             }
             let (lo, hi) = out.split_at_mut(9 * LANES / 2);
-            // SAFETY: AVX-512F (see `Zmm`).
-            let halves = taps.map(|t| unsafe { (_mm512_castps512_ps256(t.0), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(t.0)))) });
-            Ymm::unzip_filters(&halves.map(|h| Ymm::from_raw(h.0)), lo);
-            Ymm::unzip_filters(&halves.map(|h| Ymm::from_raw(h.1)), hi);
+            // (plain loops: intrinsics in a closure passed to `map` were left
+            // calls of their own, compiled without AVX-512)
+            let (mut low, mut high) = ([Ymm::zero(); 9], [Ymm::zero(); 9]);
+            for t in 0..9 {
+                // SAFETY: AVX-512F (see `Zmm`).
+                unsafe {
+                    low[t] = Ymm::from_raw(_mm512_castps512_ps256(taps[t].0));
+                    high[t] = Ymm::from_raw(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(taps[t].0))));
+                }
+            }
+            Ymm::unzip_filters(&low, lo);
+            Ymm::unzip_filters(&high, hi);
         }
 
         #[inline(always)]

@@ -7,7 +7,6 @@
 //! `net.{0,2,3,5}` for the PixelGAN.
 
 use burn::module::Module;
-use burn::tensor::activation::leaky_relu;
 use burn::tensor::{Device, Tensor};
 
 use super::blur::BlurDown;
@@ -15,9 +14,16 @@ use super::init::Initializer;
 use super::layers::{Conv2d, Norm, leaky_relu_tangent};
 use super::named::{NamedTensors, Slot};
 use super::{DiscriminatorConfig, key};
+use crate::ops;
 use crate::rng::Rng;
 
 const LEAKY_SLOPE: f64 = 0.2;
+
+/// `leaky_relu(x, LEAKY_SLOPE)`: on the CPU one op each way
+/// ([`ops::activation`]), not burn's comparison, product and selection.
+fn leaky(x: Tensor<4>) -> Tensor<4> {
+    ops::activation(x, ops::Activation::LeakyRelu(LEAKY_SLOPE as f32))
+}
 const KERNEL: usize = 4;
 const PAD: usize = 1;
 
@@ -87,7 +93,7 @@ impl NLayerDiscriminator {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = leaky_relu(self.first.forward(x), LEAKY_SLOPE);
+        let mut x = leaky(self.first.forward(x));
         if let Some(blur) = &self.first_blur {
             x = blur.forward(x);
         }
@@ -164,7 +170,7 @@ impl PixelDiscriminator {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = leaky_relu(self.conv1.forward(x), LEAKY_SLOPE);
+        let x = leaky(self.conv1.forward(x));
         let x = self.norm.forward_leaky_relu(self.conv2.forward(x), LEAKY_SLOPE);
         self.conv3.forward(x)
     }

@@ -21,6 +21,13 @@ pub fn conv_transpose2d(
     module::conv_transpose2d(x, weight, bias, options)
 }
 
+pub fn activation(x: Tensor<4>, act: super::Activation) -> Tensor<4> {
+    match act {
+        super::Activation::Relu => burn::tensor::activation::relu(x),
+        super::Activation::LeakyRelu(slope) => burn::tensor::activation::leaky_relu(x, slope as f64),
+    }
+}
+
 pub fn reflect_pad(x: Tensor<4>, [top, bottom, left, right]: [usize; 4]) -> Tensor<4> {
     x.pad([(0, 0), (0, 0), (top, bottom), (left, right)], PadMode::Reflect)
 }

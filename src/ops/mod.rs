@@ -175,13 +175,19 @@ pub fn instance_norm(x: Tensor<4>, eps: f64) -> Tensor<4> {
 /// passes over the activations.
 pub fn instance_norm_act(x: Tensor<4>, eps: f64, act: Activation) -> Tensor<4> {
     if !fast(&x) {
-        let y = composite::instance_norm(x, eps);
-        return match act {
-            Activation::Relu => burn::tensor::activation::relu(y),
-            Activation::LeakyRelu(slope) => burn::tensor::activation::leaky_relu(y, slope as f64),
-        };
+        return composite::activation(composite::instance_norm(x, eps), act);
     }
     Tensor::from_dispatch(<Dispatch as CpuKernels>::instance_norm_act_fast(x.into_dispatch(), eps, act))
+}
+
+/// `act(x)` with no norm before it; on the CPU one op each way. A leaky
+/// ReLU's slope must be positive (its backward pass reads the output's sign).
+pub fn activation(x: Tensor<4>, act: Activation) -> Tensor<4> {
+    assert!(!matches!(act, Activation::LeakyRelu(s) if s <= 0.0), "a leaky ReLU's slope must be positive");
+    if !fast(&x) {
+        return composite::activation(x, act);
+    }
+    Tensor::from_dispatch(<Dispatch as CpuKernels>::activation_fast(x.into_dispatch(), act))
 }
 
 /// The scalars of one Adam step (PyTorch's `torch.optim.Adam`), in the f32

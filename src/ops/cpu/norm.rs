@@ -143,6 +143,34 @@ pub fn activate_in_place(y: &mut [f32], plane: usize, act: Activation) {
     });
 }
 
+/// `act(x)` alone, plane by plane: an activation with no norm before it
+/// (a discriminator's first layer), one pass instead of burn's comparison,
+/// product and selection.
+pub fn activation(x: &[f32], plane: usize, act: Activation) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut(plane).zip(x.par_chunks(plane)).with_min_len(min_len(plane)).for_each(|(out, src)| activate(src, out, act));
+    y
+}
+
+/// The gradient through [`activation`] from that of its output `y`: `dy`
+/// where `y` passed, `act`'s slope of it where not. `y`'s sign is its
+/// input's (ReLU, a positive slope), so `Activation::backward` reads it as
+/// it would the input; only a negative input so small that its product
+/// with the slope rounds to zero would read otherwise.
+pub fn activation_backward(dy: &[f32], y: &[f32], plane: usize, act: Activation) -> Vec<f32> {
+    let mut dx = vec![0f32; y.len()];
+    dx.par_chunks_mut(plane).zip(dy.par_chunks(plane).zip(y.par_chunks(plane))).with_min_len(min_len(plane)).for_each(|(out, (g, v))| gate(g, v, out, act));
+    dx
+}
+
+/// `out = act'(v) g`, value by value.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
+fn gate(g: &[f32], v: &[f32], out: &mut [f32], act: Activation) {
+    for ((o, g), v) in out.iter_mut().zip(g).zip(v) {
+        *o = act.backward(*g, *v);
+    }
+}
+
 /// `dx = rstd * (dy - mean(dy) - y * mean(dy * y))` per plane, from the forward's output and `rstd`.
 pub fn backward(dy: &[f32], y: &[f32], rstd: &[f32], plane: usize) -> Vec<f32> {
     backward_gated::<PLAIN>(dy, y, rstd, plane, 0.0)
@@ -222,6 +250,9 @@ mod tests {
             assert_eq!(inplace, want, "{act:?}");
             let gated: Vec<f32> = dy.iter().zip(&y).map(|(g, v)| bwd(*g, *v)).collect();
             assert_eq!(backward_act(&dy, &y, &rstd, plane, act), backward(&gated, &y, &rstd, plane), "{act:?}");
+            // and alone, with no norm before it
+            assert_eq!(activation(&y, plane, act), want, "{act:?} alone");
+            assert_eq!(activation_backward(&dy, &want, plane, act), gated, "{act:?} alone, backward from the output");
         }
     }
 }

@@ -16,6 +16,8 @@
 //! Hot loops are compiled for AVX2+FMA as well as the baseline and picked at
 //! run time (`multiversion`), so one binary runs everywhere.
 
+use std::mem::MaybeUninit;
+
 pub mod adam;
 pub mod bf16;
 pub mod blur;
@@ -34,6 +36,31 @@ mod direct;
 /// it gains (the small networks of tests and demos are all small tensors).
 pub(crate) fn min_len(work_per_item: usize) -> usize {
     (32 * 1024 / work_per_item.max(1)).max(1)
+}
+
+/// `n` values that `fill` writes, with what `fill` returns: the values are
+/// not zero-filled first. `vec![0.0; n]` on memory the heap hands out again
+/// is calloc's memset, which had been 3-4 % of a training step at 256 px;
+/// kernels that write every value of their output take it from here.
+///
+/// # Safety
+/// `fill` must write every one of the `n` values it is given (or panic).
+pub(crate) unsafe fn written<R>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>]) -> R) -> (Vec<f32>, R) {
+    let mut v = Vec::<f32>::with_capacity(n);
+    let r = fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: the caller's promise: `fill` has written all `n` values.
+    unsafe { v.set_len(n) };
+    (v, r)
+}
+
+/// Values that have all been written, as `f32`s.
+///
+/// # Safety
+/// Every value of `s` must have been written.
+pub(crate) unsafe fn assume_written(s: &[MaybeUninit<f32>]) -> &[f32] {
+    // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and the caller promises
+    // every value is initialised.
+    unsafe { &*(s as *const [MaybeUninit<f32>] as *const [f32]) }
 }
 
 /// What a convolution's matrix products compute in. Everything else

@@ -1,10 +1,12 @@
 //! Instance normalisation (no affine, biased variance, `eps` inside the
 //! root), forward and backward each in one pass over the data.
 
+use std::mem::MaybeUninit;
+
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use super::min_len;
+use super::{assume_written, min_len, written};
 
 /// `sum f(a[i], b[i])` in f64, in eight interleaved partial sums: one running
 /// sum is a chain of dependent additions (about 4 cycles per value), which
@@ -26,14 +28,15 @@ fn sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f64) -> f64 {
 
 /// Normalise one plane into `out`; returns its `1 / std`.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
-fn normalize_plane(src: &[f32], out: &mut [f32], eps: f64) -> f32 {
+fn normalize_plane(src: &[f32], out: &mut [MaybeUninit<f32>], eps: f64) -> f32 {
     let n = src.len() as f64;
     let mean = sum2(src, src, |v, _| v as f64) / n;
     let var = sum2(src, src, |v, _| (v as f64 - mean) * (v as f64 - mean)) / n;
     let rstd = 1.0 / (var + eps).sqrt();
     let (m, r) = (mean as f32, rstd as f32);
+    assert_eq!(out.len(), src.len());
     for (o, s) in out.iter_mut().zip(src) {
-        *o = (s - m) * r;
+        o.write((s - m) * r);
     }
     r
 }
@@ -70,9 +73,10 @@ impl Activation {
 
 /// `out = act(y)`.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
-fn activate(y: &[f32], out: &mut [f32], act: Activation) {
+fn activate(y: &[f32], out: &mut [MaybeUninit<f32>], act: Activation) {
+    assert_eq!(out.len(), y.len());
     for (o, v) in out.iter_mut().zip(y) {
-        *o = act.apply(*v);
+        o.write(act.apply(*v));
     }
 }
 
@@ -86,7 +90,7 @@ const LEAKY: u8 = 2;
 /// `act(y)` rather than `y`: `g` as [`Activation::backward`] alone would
 /// have passed it, the same values, so the same sums, bit for bit.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
-fn backward_plane<const KIND: u8>(g: &[f32], y: &[f32], rstd: f32, slope: f32, out: &mut [f32]) {
+fn backward_plane<const KIND: u8>(g: &[f32], y: &[f32], rstd: f32, slope: f32, out: &mut [MaybeUninit<f32>]) {
     let act = match KIND {
         RELU => Some(Activation::Relu),
         LEAKY => Some(Activation::LeakyRelu(slope)),
@@ -97,21 +101,17 @@ fn backward_plane<const KIND: u8>(g: &[f32], y: &[f32], rstd: f32, slope: f32, o
     let mean_g = sum2(g, y, |a, b| gate(a, b) as f64) / n;
     let mean_gy = sum2(g, y, |a, b| gate(a, b) as f64 * b as f64) / n;
     let (mg, mgy) = (mean_g as f32, mean_gy as f32);
+    assert!(out.len() == g.len() && out.len() == y.len());
     for ((o, a), b) in out.iter_mut().zip(g).zip(y) {
-        *o = rstd * (gate(*a, *b) - mg - b * mgy);
+        o.write(rstd * (gate(*a, *b) - mg - b * mgy));
     }
 }
 
 /// Normalise each plane of `plane` elements; returns the output and each plane's `1 / std`.
 pub fn forward(x: &[f32], plane: usize, eps: f64) -> (Vec<f32>, Vec<f32>) {
-    let mut y = vec![0f32; x.len()];
-    let rstd: Vec<f32> = y
-        .par_chunks_mut(plane)
-        .zip(x.par_chunks(plane))
-        .with_min_len(min_len(plane))
-        .map(|(out, src)| normalize_plane(src, out, eps))
-        .collect();
-    (y, rstd)
+    // SAFETY: the planes of `y` and `x` pair up one to one, and
+    // `normalize_plane` writes every value of its plane.
+    unsafe { written(x.len(), |y| y.par_chunks_mut(plane).zip(x.par_chunks(plane)).with_min_len(min_len(plane)).map(|(out, src)| normalize_plane(src, out, eps)).collect()) }
 }
 
 /// [`forward`] then `act`, each plane activated while it is in cache: the
@@ -119,18 +119,25 @@ pub fn forward(x: &[f32], plane: usize, eps: f64) -> (Vec<f32>, Vec<f32>) {
 /// each plane's `1 / std`. As two ops, the activation was another pass over
 /// the activations each way (training 2-3 % slower, BENCHMARKS.md).
 pub fn forward_act(x: &[f32], plane: usize, eps: f64, act: Activation) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (mut y, mut a) = (vec![0f32; x.len()], vec![0f32; x.len()]);
-    let rstd: Vec<f32> = y
-        .par_chunks_mut(plane)
-        .zip(a.par_chunks_mut(plane))
-        .zip(x.par_chunks(plane))
-        .with_min_len(min_len(plane))
-        .map(|((out, activated), src)| {
-            let s = normalize_plane(src, out, eps);
-            activate(out, activated, act);
-            s
+    // SAFETY: the planes of `y`, `a` and `x` pair up one to one;
+    // `normalize_plane` writes every value of its plane of `y` (which
+    // `activate` then reads) and `activate` every value of `a`'s.
+    let (y, (a, rstd)) = unsafe {
+        written(x.len(), |y| {
+            written(x.len(), |a| {
+                y.par_chunks_mut(plane)
+                    .zip(a.par_chunks_mut(plane))
+                    .zip(x.par_chunks(plane))
+                    .with_min_len(min_len(plane))
+                    .map(|((out, activated), src)| {
+                        let s = normalize_plane(src, out, eps);
+                        activate(assume_written(out), activated, act);
+                        s
+                    })
+                    .collect()
+            })
         })
-        .collect();
+    };
     (y, a, rstd)
 }
 
@@ -147,9 +154,8 @@ pub fn activate_in_place(y: &mut [f32], plane: usize, act: Activation) {
 /// (a discriminator's first layer), one pass instead of burn's comparison,
 /// product and selection.
 pub fn activation(x: &[f32], plane: usize, act: Activation) -> Vec<f32> {
-    let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(plane).zip(x.par_chunks(plane)).with_min_len(min_len(plane)).for_each(|(out, src)| activate(src, out, act));
-    y
+    // SAFETY: the planes pair up one to one; `activate` writes every value.
+    unsafe { written(x.len(), |y| y.par_chunks_mut(plane).zip(x.par_chunks(plane)).with_min_len(min_len(plane)).for_each(|(out, src)| activate(src, out, act))) }.0
 }
 
 /// The gradient through [`activation`] from that of its output `y`: `dy`
@@ -158,16 +164,17 @@ pub fn activation(x: &[f32], plane: usize, act: Activation) -> Vec<f32> {
 /// it would the input; only a negative input so small that its product
 /// with the slope rounds to zero would read otherwise.
 pub fn activation_backward(dy: &[f32], y: &[f32], plane: usize, act: Activation) -> Vec<f32> {
-    let mut dx = vec![0f32; y.len()];
-    dx.par_chunks_mut(plane).zip(dy.par_chunks(plane).zip(y.par_chunks(plane))).with_min_len(min_len(plane)).for_each(|(out, (g, v))| gate(g, v, out, act));
-    dx
+    assert_eq!(dy.len(), y.len());
+    // SAFETY: the planes pair up one to one; `gate` writes every value.
+    unsafe { written(y.len(), |dx| dx.par_chunks_mut(plane).zip(dy.par_chunks(plane).zip(y.par_chunks(plane))).with_min_len(min_len(plane)).for_each(|(out, (g, v))| gate(g, v, out, act))) }.0
 }
 
 /// `out = act'(v) g`, value by value.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
-fn gate(g: &[f32], v: &[f32], out: &mut [f32], act: Activation) {
+fn gate(g: &[f32], v: &[f32], out: &mut [MaybeUninit<f32>], act: Activation) {
+    assert!(out.len() == g.len() && out.len() == v.len());
     for ((o, g), v) in out.iter_mut().zip(g).zip(v) {
-        *o = act.backward(*g, *v);
+        o.write(act.backward(*g, *v));
     }
 }
 
@@ -186,10 +193,15 @@ pub fn backward_act(dy: &[f32], y: &[f32], rstd: &[f32], plane: usize, act: Acti
 }
 
 fn backward_gated<const KIND: u8>(dy: &[f32], y: &[f32], rstd: &[f32], plane: usize, slope: f32) -> Vec<f32> {
-    let mut dx = vec![0f32; dy.len()];
-    dx.par_chunks_mut(plane).zip(dy.par_chunks(plane).zip(y.par_chunks(plane))).with_min_len(min_len(plane)).enumerate().for_each(
-        |(i, (out, (g, yy)))| backward_plane::<KIND>(g, yy, rstd[i], slope, out),
-    );
+    assert_eq!(dy.len(), y.len());
+    // SAFETY: the planes pair up one to one; `backward_plane` writes every value.
+    let (dx, ()) = unsafe {
+        written(dy.len(), |dx| {
+            dx.par_chunks_mut(plane).zip(dy.par_chunks(plane).zip(y.par_chunks(plane))).with_min_len(min_len(plane)).enumerate().for_each(
+                |(i, (out, (g, yy)))| backward_plane::<KIND>(g, yy, rstd[i], slope, out),
+            )
+        })
+    };
     dx
 }
 

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{Nchw, min_len};
+use super::{Nchw, min_len, written};
 
 /// Where output row/column `o` reads from, for a side of length `len` padded by `before`.
 fn source(o: usize, before: usize, len: usize) -> usize {
@@ -18,17 +18,25 @@ pub fn forward(x: &[f32], xs: Nchw, [top, bottom, left, right]: [usize; 4]) -> (
     assert!(top < xs.h && bottom < xs.h && left < xs.w && right < xs.w, "reflection pad wider than the image");
     let ys = Nchw::new(xs.n, xs.c, xs.h + top + bottom, xs.w + left + right);
     let cols: Vec<usize> = (0..ys.w).map(|ox| source(ox, left, xs.w)).collect();
-    let mut y = vec![0f32; ys.len()];
-    y.par_chunks_mut(ys.plane()).zip(x.par_chunks(xs.plane())).with_min_len(min_len(ys.plane())).for_each(|(out, src)| {
-        for oy in 0..ys.h {
-            let line = &src[source(oy, top, xs.h) * xs.w..][..xs.w];
-            let row = &mut out[oy * ys.w..(oy + 1) * ys.w];
-            row[left..left + xs.w].copy_from_slice(line);
-            for ox in (0..left).chain(left + xs.w..ys.w) {
-                row[ox] = line[cols[ox]];
-            }
-        }
-    });
+    assert_eq!(x.len(), xs.len());
+    // SAFETY: each plane of `y` (one per plane of `x`) is written row by
+    // row, each row's middle from the source row and both ends by reflection.
+    let (y, ()) = unsafe {
+        written(ys.len(), |y| {
+            y.par_chunks_mut(ys.plane()).zip(x.par_chunks(xs.plane())).with_min_len(min_len(ys.plane())).for_each(|(out, src)| {
+                for oy in 0..ys.h {
+                    let line = &src[source(oy, top, xs.h) * xs.w..][..xs.w];
+                    let row = &mut out[oy * ys.w..(oy + 1) * ys.w];
+                    for (o, v) in row[left..left + xs.w].iter_mut().zip(line) {
+                        o.write(*v);
+                    }
+                    for ox in (0..left).chain(left + xs.w..ys.w) {
+                        row[ox].write(line[cols[ox]]);
+                    }
+                }
+            })
+        })
+    };
     (y, ys)
 }
 

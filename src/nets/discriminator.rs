@@ -18,14 +18,14 @@ use crate::ops;
 use crate::rng::Rng;
 
 const LEAKY_SLOPE: f64 = 0.2;
+const KERNEL: usize = 4;
+const PAD: usize = 1;
 
 /// `leaky_relu(x, LEAKY_SLOPE)`: on the CPU one op each way
 /// ([`ops::activation`]), not burn's comparison, product and selection.
 fn leaky(x: Tensor<4>) -> Tensor<4> {
     ops::activation(x, ops::Activation::LeakyRelu(LEAKY_SLOPE as f32))
 }
-const KERNEL: usize = 4;
-const PAD: usize = 1;
 
 /// conv, norm, LeakyReLU(0.2), and in CUT's anti-aliased PatchGAN a blur with stride 2.
 #[derive(Module, Debug)]

@@ -334,7 +334,7 @@ mod tests {
     }
 
     #[test]
-    fn pad_and_norm_match_burn() {
+    fn pad_norm_and_activations_match_burn() {
         // the weight input is unused: these ops take one tensor (it multiplies in so it gets a gradient)
         let scale = |w: Tensor<4>| w.mean().reshape([1, 1, 1, 1]);
         compare(
@@ -351,6 +351,22 @@ mod tests {
             [2, 4, 9, 7],
             [1, 1, 1, 2],
         );
+        for act in [Activation::Relu, Activation::LeakyRelu(0.2)] {
+            compare(
+                &format!("{act:?} alone"),
+                &|x, w| activation(x, act) * scale(w),
+                &|x, w| composite::activation(x, act) * scale(w),
+                [2, 4, 9, 7],
+                [1, 1, 1, 2],
+            );
+            compare(
+                &format!("instance norm and {act:?}"),
+                &|x, w| instance_norm_act(x * 3.0 + 1.0, 1e-5, act) * scale(w),
+                &|x, w| composite::activation(composite::instance_norm(x * 3.0 + 1.0, 1e-5), act) * scale(w),
+                [2, 4, 9, 7],
+                [1, 1, 1, 2],
+            );
+        }
     }
 
     #[test]

@@ -154,6 +154,7 @@ pub fn activate_in_place(y: &mut [f32], plane: usize, act: Activation) {
 /// (a discriminator's first layer), one pass instead of burn's comparison,
 /// product and selection.
 pub fn activation(x: &[f32], plane: usize, act: Activation) -> Vec<f32> {
+    let plane = plane.max(1); // (a tensor with empty planes has no values either)
     // SAFETY: the planes pair up one to one; `activate` writes every value.
     unsafe { written(x.len(), |y| y.par_chunks_mut(plane).zip(x.par_chunks(plane)).with_min_len(min_len(plane)).for_each(|(out, src)| activate(src, out, act))) }.0
 }
@@ -165,6 +166,7 @@ pub fn activation(x: &[f32], plane: usize, act: Activation) -> Vec<f32> {
 /// with the slope rounds to zero would read otherwise.
 pub fn activation_backward(dy: &[f32], y: &[f32], plane: usize, act: Activation) -> Vec<f32> {
     assert_eq!(dy.len(), y.len());
+    let plane = plane.max(1); // (a tensor with empty planes has no values either)
     // SAFETY: the planes pair up one to one; `gate` writes every value.
     unsafe { written(y.len(), |dx| dx.par_chunks_mut(plane).zip(dy.par_chunks(plane).zip(y.par_chunks(plane))).with_min_len(min_len(plane)).for_each(|(out, (g, v))| gate(g, v, out, act))) }.0
 }

@@ -222,9 +222,9 @@ mod avx2 {
     use std::ops::{Add, Mul, Neg, Sub};
 
     /// One AVX register of `LANES` f32. Made only by the transforms'
-    /// AVX2 entry points (`super::super::planes`) and by tests, all of which
-    /// run once `simd::avx2()` has said the CPU has AVX2 and FMA: that is
-    /// what makes the intrinsics below sound.
+    /// AVX2 and AVX-512 entry points (`super::super::planes`; [`super::Zmm`]
+    /// splits into two) and by tests, all of which run once the CPU is known
+    /// to have AVX2 and FMA: that is what makes the intrinsics below sound.
     #[derive(Clone, Copy)]
     pub struct Ymm(__m256);
 

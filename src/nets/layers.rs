@@ -203,7 +203,7 @@ impl Norm {
         if self.fuses_activation() && matches!(stats, NormStats::PerImage) {
             return ops::instance_norm_act(x, NORM_EPS, ops::Activation::Relu);
         }
-        burn::tensor::activation::relu(self.forward_with(x, stats))
+        ops::activation(self.forward_with(x, stats), ops::Activation::Relu)
     }
 
     /// `leaky_relu(self.forward(x), slope)`, one op where [`Self::forward_relu_with`] is.
@@ -211,7 +211,7 @@ impl Norm {
         if self.fuses_activation() {
             return ops::instance_norm_act(x, NORM_EPS, ops::Activation::LeakyRelu(slope as f32));
         }
-        burn::tensor::activation::leaky_relu(self.forward(x), slope)
+        ops::activation(self.forward(x), ops::Activation::LeakyRelu(slope as f32))
     }
 
     /// Whether the norm and a following activation can be one op: instance norm without affine.

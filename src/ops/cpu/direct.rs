@@ -381,7 +381,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx512_chunk_matches_two_avx2_chunks() {
-        if !std::arch::is_x86_feature_detected!("avx512f") || !std::arch::is_x86_feature_detected!("fma") {
+        if crate::ops::cpu::simd::detected() < Level::Avx512 {
             return;
         }
         let (ci, k, start) = (3, 7, 5);
@@ -390,7 +390,8 @@ mod tests {
         let lines: Vec<(usize, &[f32])> = rows.iter().enumerate().map(|(r, v)| (r, &v[..])).collect();
         let wblk = values(ci * k * k * BLOCK, 3);
         let (mut wide, mut lo, mut hi) = ([[0f32; CHUNK]; BLOCK], [[0f32; CHUNK]; BLOCK], [[0f32; CHUNK]; BLOCK]);
-        // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked above); every row holds start + 32 + k - 1 values.
+        // SAFETY: the CPU has AVX-512F, and with it AVX2 and FMA (checked
+        // above); every row holds start + 32 + k - 1 values.
         unsafe {
             avx512::chunk32(&lines, &wblk, k, start, &mut wide);
             avx2::chunk16(&lines, &wblk, k, start, &mut lo);

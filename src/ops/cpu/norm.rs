@@ -167,13 +167,13 @@ pub fn activation(x: &[f32], plane: usize, act: Activation) -> Vec<f32> {
 pub fn activation_backward(dy: &[f32], y: &[f32], plane: usize, act: Activation) -> Vec<f32> {
     assert_eq!(dy.len(), y.len());
     let plane = plane.max(1); // (a tensor with empty planes has no values either)
-    // SAFETY: the planes pair up one to one; `gate` writes every value.
-    unsafe { written(y.len(), |dx| dx.par_chunks_mut(plane).zip(dy.par_chunks(plane).zip(y.par_chunks(plane))).with_min_len(min_len(plane)).for_each(|(out, (g, v))| gate(g, v, out, act))) }.0
+    // SAFETY: the planes pair up one to one; `gradient_through` writes every value.
+    unsafe { written(y.len(), |dx| dx.par_chunks_mut(plane).zip(dy.par_chunks(plane).zip(y.par_chunks(plane))).with_min_len(min_len(plane)).for_each(|(out, (g, v))| gradient_through(g, v, out, act))) }.0
 }
 
 /// `out = act'(v) g`, value by value.
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx", "aarch64+neon"))]
-fn gate(g: &[f32], v: &[f32], out: &mut [MaybeUninit<f32>], act: Activation) {
+fn gradient_through(g: &[f32], v: &[f32], out: &mut [MaybeUninit<f32>], act: Activation) {
     assert!(out.len() == g.len() && out.len() == v.len());
     for ((o, g), v) in out.iter_mut().zip(g).zip(v) {
         o.write(act.backward(*g, *v));

@@ -6,10 +6,10 @@
 //! planes, rows of at least sixteen tiles to fill it), else as [`Ymm`] where
 //! it has AVX2 and FMA, else as [`Portable`]. A tile's values stay in
 //! registers from the row they are read from to the element they are
-//! written as. Each 2-D transform runs
-//! down the tile's columns first, then along its rows, in the order the
-//! parity tests were fixed with: the other way round rounds differently, and
-//! a CycleGAN's first steps (vanilla GAN) amplified that to 3e-4 of a loss.
+//! written as. Each 2-D transform runs down the tile's columns first, then
+//! along its rows, in the order the parity tests were fixed with: the other
+//! way round rounds differently, and a CycleGAN's first steps (vanilla GAN)
+//! amplified that to 3e-4 of a loss.
 
 use multiversion::multiversion;
 
@@ -24,7 +24,7 @@ use super::{Filters, MAX_A};
 /// Whether the transforms may run as [`Zmm`]: the CPU has AVX-512 (not
 /// capped by `CYCLEGAN_SIMD`).
 fn wide() -> bool {
-    cfg!(target_arch = "x86_64") && simd::level() >= Level::Avx512
+    simd::level() >= Level::Avx512
 }
 
 /// Filters [`filters_from_products`] takes at a time: a whole vector.
@@ -399,15 +399,16 @@ mod tests {
         fn avx512<T: Tile>() {
             check::<T, Zmm>();
         }
-        if simd::avx2() {
+        // (what the CPU has, whatever `CYCLEGAN_SIMD` caps the kernels at)
+        if simd::detected() >= Level::Avx2 {
             // SAFETY: the CPU has AVX2 and FMA.
             unsafe {
                 avx2::<F2>();
                 avx2::<F4>();
             }
         }
-        if std::arch::is_x86_feature_detected!("avx512f") && simd::avx2() {
-            // SAFETY: the CPU has AVX-512F, AVX2 and FMA.
+        if simd::detected() >= Level::Avx512 {
+            // SAFETY: the CPU has AVX-512F, and with it AVX2 and FMA.
             unsafe {
                 avx512::<F2>();
                 avx512::<F4>();
